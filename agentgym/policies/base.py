@@ -1,0 +1,53 @@
+"""The policy contract: a batch of agent contexts in, a batch of actions out.
+
+One ``act`` call serves every live environment of a rollout turn (batched generation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Message = dict[str, str]
+
+
+@dataclass
+class PolicyInput:
+    """What a policy sees for one environment at one turn."""
+
+    messages: list[Message]
+    #: the env's latest info (``admissible_actions``, ``walkthrough`` from reset, ...)
+    info: dict[str, Any] = field(default_factory=dict)
+    #: index of the turn about to be played (0 for the first action)
+    turn_index: int = 0
+    env_id: str = ""
+    task_id: str = ""
+    #: reset info of the episode (holds the walkthrough for oracle policies)
+    reset_info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ActionOutput:
+    """A policy's action, with its tokens and log-probs when the policy knows them."""
+
+    text: str
+    token_ids: list[int] | None = None
+    logprobs: list[float] | None = None
+    prompt_tokens: int | None = None
+
+
+class Policy:
+    """Base class; subclasses implement :meth:`act`."""
+
+    name: str = "policy"
+
+    def act(self, batch: Sequence[PolicyInput]) -> list[ActionOutput]:
+        raise NotImplementedError
+
+    def reset(self, seed: int | None = None) -> None:
+        """Called once before a rollout (re-seed sampling)."""
+        return None
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,62 @@
+"""Scripted policies: the oracle (replays the env's walkthrough) and random admissible actions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from agentgym.errors import PolicyError
+from agentgym.policies.base import ActionOutput, Policy, PolicyInput
+
+
+class OraclePolicy(Policy):
+    """Replays ``walkthrough`` from the episode's reset info; ``expert_action`` in info wins if present.
+
+    Envs whose expert depends on the state put the next expert action in ``info["expert_action"]``.
+    """
+
+    name = "oracle"
+
+    def act(self, batch: Sequence[PolicyInput]) -> list[ActionOutput]:
+        out = []
+        for item in batch:
+            expert = item.info.get("expert_action")
+            if expert:
+                out.append(ActionOutput(str(expert)))
+                continue
+            walkthrough = item.reset_info.get("walkthrough")
+            if walkthrough is None:
+                raise PolicyError(
+                    f"env {item.env_id!r} gives no 'walkthrough' (or 'expert_action') in info; "
+                    "the oracle policy needs one"
+                )
+            if item.turn_index < len(walkthrough):
+                out.append(ActionOutput(str(walkthrough[item.turn_index])))
+            else:  # walkthrough exhausted without ending the episode: a harmless action
+                out.append(ActionOutput("look"))
+        return out
+
+
+class RandomPolicy(Policy):
+    """Picks uniformly among ``info["admissible_actions"]`` (seeded)."""
+
+    name = "random"
+
+    def __init__(self, seed: int | None = 0):
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self, seed: int | None = None) -> None:
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+
+    def act(self, batch: Sequence[PolicyInput]) -> list[ActionOutput]:
+        out = []
+        for item in batch:
+            actions = item.info.get("admissible_actions") or item.reset_info.get("admissible_actions")
+            if not actions:
+                raise PolicyError(
+                    f"env {item.env_id!r} gives no 'admissible_actions' in info; the random policy needs them"
+                )
+            out.append(ActionOutput(str(actions[int(self.rng.integers(len(actions)))])))
+        return out

@@ -1,0 +1,137 @@
+"""A thin layer over Gymnasium's registry: versioned ids, CLI aliases and plugin discovery.
+
+``register(id="agentgym/ALFWorld-v0", entry_point="envs.alfworld:ALFWorldEnv", alias="alfworld")``
+adds the env to Gymnasium's own registry (so ``gymnasium.make`` works too) and records the alias.
+Environment packages, ours and third parties', are found through the entry-point group
+``agentgym.envs``: each entry point names a callable that calls :func:`register` (or a module
+that does so on import). The core never imports a concrete environment.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.metadata
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+from gymnasium.envs.registration import registry as gym_registry
+
+from agentgym.errors import RegistryError
+
+ENTRY_POINT_GROUP = "agentgym.envs"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    """What agentgym knows about a registered environment."""
+
+    id: str
+    entry_point: str
+    alias: str | None = None
+    description: str = ""
+    source: str = "agentgym"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    max_episode_steps: int | None = None
+
+
+_ENTRIES: dict[str, EnvEntry] = {}
+_ALIASES: dict[str, str] = {}
+_DISCOVERED = False
+_LOCK = threading.RLock()
+#: entry points that failed to load, with the reason (shown by ``agentgym envs``)
+load_errors: dict[str, str] = {}
+
+
+def register(
+    id: str,
+    entry_point: str,
+    *,
+    alias: str | None = None,
+    description: str = "",
+    kwargs: dict[str, Any] | None = None,
+    max_episode_steps: int | None = None,
+    source: str = "agentgym",
+) -> EnvEntry:
+    """Register an environment under a versioned id (and an optional short alias).
+
+    Registering the same id twice with the same entry point is a no-op; with a different entry
+    point it is an error (ids are stable addresses).
+    """
+    entry = EnvEntry(id, entry_point, alias, description, source, dict(kwargs or {}), max_episode_steps)
+    with _LOCK:
+        old = _ENTRIES.get(id)
+        if old is not None:
+            if (old.entry_point, old.kwargs, old.alias) == (entry.entry_point, entry.kwargs, entry.alias):
+                return old
+            raise RegistryError(
+                f"env id {id!r} is already registered to {old.entry_point!r}; pick a new id or version"
+            )
+        if alias is not None and _ALIASES.get(alias, id) != id:
+            raise RegistryError(f"alias {alias!r} already points to {_ALIASES[alias]!r}")
+        if id not in gym_registry:
+            gym.register(
+                id=id,
+                entry_point=entry_point,
+                kwargs=dict(kwargs or {}),
+                max_episode_steps=max_episode_steps,
+                disable_env_checker=True,
+            )
+        _ENTRIES[id] = entry
+        if alias is not None:
+            _ALIASES[alias] = id
+    return entry
+
+
+def discover(*, force: bool = False) -> None:
+    """Load every ``agentgym.envs`` entry point once (installed packages register their envs)."""
+    global _DISCOVERED
+    with _LOCK:
+        if _DISCOVERED and not force:
+            return
+        _DISCOVERED = True
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                obj = ep.load()
+                if callable(obj):
+                    obj()
+            except Exception as exc:  # a broken plugin must not hide the others
+                load_errors[ep.name] = f"{type(exc).__name__}: {exc}"
+                log.warning("agentgym.envs entry point %r failed to load: %s", ep.name, exc)
+
+
+def entries() -> list[EnvEntry]:
+    """All registered environments, sorted by id."""
+    discover()
+    return [_ENTRIES[k] for k in sorted(_ENTRIES)]
+
+
+def resolve(name: str) -> str:
+    """Map an id or alias to a registered id, or fail listing the nearest known names."""
+    discover()
+    if name in _ENTRIES:
+        return name
+    if name in _ALIASES:
+        return _ALIASES[name]
+    known = sorted(_ENTRIES) + sorted(_ALIASES)
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.4)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    listing = ", ".join(known) if known else "(none: install an env extra, e.g. pip install 'agentgym[textworld]')"
+    extra = f" Entry points that failed to load: {load_errors}." if load_errors else ""
+    raise RegistryError(f"unknown environment {name!r}.{hint} Known ids and aliases: {listing}.{extra}")
+
+
+def make(name: str, **kwargs: Any) -> gym.Env:
+    """Build an environment by id or alias; ``kwargs`` go to the env's constructor.
+
+    ``max_episode_steps`` overrides the registered step budget (Gymnasium's ``TimeLimit``).
+    """
+    env_id = resolve(name)
+    return gym.make(env_id, **kwargs)
+
+
+def spec(name: str) -> EnvEntry:
+    return _ENTRIES[resolve(name)]

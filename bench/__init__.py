@@ -1,0 +1,32 @@
+"""Benchmarks, run by ``agentgym bench NAME``; kept apart from the tests.
+
+Each module ``bench/<name>.py`` defines ``main(argv: list[str] | None = None) -> dict`` that parses
+its own options, runs, and returns a JSON-serialisable result. Speed is always reported as a ratio
+against a baseline measured in the same run (these machines are shared and noisy).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+
+def median_time(fn: Callable[[], object], *, repeats: int = 5) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` runs, in seconds."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0..100) by linear interpolation."""
+    if not values:
+        raise ValueError("percentile of an empty list")
+    xs = sorted(values)
+    k = (len(xs) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
