@@ -23,7 +23,7 @@ Standard ``info`` keys (present whenever the env knows them):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar, SupportsFloat
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 
@@ -59,7 +59,7 @@ class TextEnv(gym.Env[str, str]):
     draws a task of that split from the env's seeded RNG.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"]}
+    metadata: dict[str, Any] = {"render_modes": ["ansi", "human"], "render_fps": 4}
     #: named task splits; the first is the default
     splits: tuple[str, ...] = ("train",)
     #: a one-line description of the action syntax, shown to the agent after a malformed action

@@ -87,6 +87,8 @@ class Trajectory:
     initial_observation: str = ""
     reset_info: dict[str, Any] = field(default_factory=dict)
     turns: list[Turn] = field(default_factory=list)
+    #: the observation returned by the last ``step`` (what the agent would have seen next)
+    final_observation: str = ""
     terminated: bool = False
     truncated: bool = False
     #: why the episode stopped: "terminated", "env_truncated", "max_turns", "max_tokens", "wall_clock", "error"
@@ -148,7 +150,9 @@ def _check_keys(cls: type, data: dict[str, Any], what: str) -> None:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - known
     if unknown:
-        raise TrajectoryFormatError(f"{what}: unknown field(s) {sorted(unknown)}; known fields are {sorted(known)}")
+        raise TrajectoryFormatError(
+            f"{what}: unknown field(s) {sorted(unknown)}; known fields are {sorted(known)}"
+        )
 
 
 def is_finite(x: float | None) -> bool:

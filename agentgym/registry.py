@@ -100,7 +100,7 @@ def discover(*, force: bool = False) -> None:
                     obj()
             except Exception as exc:  # a broken plugin must not hide the others
                 load_errors[ep.name] = f"{type(exc).__name__}: {exc}"
-                log.warning("agentgym.envs entry point %r failed to load: %s", ep.name, exc)
+                log.info("agentgym.envs entry point %r failed to load: %s", ep.name, exc)
 
 
 def entries() -> list[EnvEntry]:
@@ -119,7 +119,9 @@ def resolve(name: str) -> str:
     known = sorted(_ENTRIES) + sorted(_ALIASES)
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.4)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-    listing = ", ".join(known) if known else "(none: install an env extra, e.g. pip install 'agentgym[textworld]')"
+    listing = (
+        ", ".join(known) if known else "(none: install an env extra, e.g. pip install 'agentgym[textworld]')"
+    )
     extra = f" Entry points that failed to load: {load_errors}." if load_errors else ""
     raise RegistryError(f"unknown environment {name!r}.{hint} Known ids and aliases: {listing}.{extra}")
 

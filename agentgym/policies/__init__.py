@@ -38,7 +38,9 @@ def make_policy(spec: str, *, seed: int | None = 0, **kwargs: Any) -> Policy:
 
         rest = spec[len("openai:") :]
         if "#" not in rest:
-            raise ConfigError(f"policy {spec!r}: expected openai:URL#MODEL, e.g. openai:http://127.0.0.1:8000/v1#my-model")
+            raise ConfigError(
+                f"policy {spec!r}: expected openai:URL#MODEL, e.g. openai:http://127.0.0.1:8000/v1#my-model"
+            )
         url, model = rest.split("#", 1)
         return OpenAIPolicy(url, model, seed=seed, **kwargs)
     raise ConfigError(f"unknown policy {spec!r}; expected one of: {POLICY_SPECS}")

@@ -1,0 +1,346 @@
+"""The ``agentgym`` command line: ``envs | play | eval | view | bench | data`` and plugin commands.
+
+Packages add subcommands through the entry-point group ``agentgym.cli`` (``callable(subparsers)``)
+— e.g. ``credit`` from ``rewards`` and ``train`` from ``trainers`` — so the core imports none of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.metadata
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from agentgym.errors import AgentGymError
+
+console = Console(stderr=True)
+out = Console()
+
+CLI_ENTRY_POINT_GROUP = "agentgym.cli"
+DATA_ENTRY_POINT_GROUP = "agentgym.data"
+
+
+def parse_kv(pairs: list[str] | None) -> dict[str, Any]:
+    """``["a=1", "b=[1,2]", "c=text"]`` → ``{"a": 1, "b": [1, 2], "c": "text"}`` (JSON values, else str)."""
+    result: dict[str, Any] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise AgentGymError(f"expected KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        try:
+            result[key] = json.loads(value)
+        except json.JSONDecodeError:
+            result[key] = value
+    return result
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+# ---- envs --------------------------------------------------------------------------------------
+def cmd_envs(args: argparse.Namespace) -> int:
+    from agentgym import registry
+
+    rows = [
+        {
+            "id": e.id,
+            "alias": e.alias,
+            "description": e.description,
+            "source": e.source,
+            "max_episode_steps": e.max_episode_steps,
+        }
+        for e in registry.entries()
+    ]
+    if args.json:
+        out.print_json(json.dumps({"envs": rows, "load_errors": registry.load_errors}))
+        return 0
+    table = Table(title="agentgym environments")
+    for col in ("id", "alias", "description"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r["id"]), str(r["alias"] or ""), str(r["description"]))
+    out.print(table)
+    for name, err in registry.load_errors.items():
+        console.print(f"[yellow]env family {name!r} not available:[/] {err}")
+    return 0
+
+
+# ---- eval --------------------------------------------------------------------------------------
+def _rollout_config(args: argparse.Namespace) -> Any:
+    from agentgym.rollout import RolloutConfig
+
+    return RolloutConfig(
+        group_size=1,
+        max_turns=args.max_turns,
+        workers=args.workers,
+        step_timeout=args.step_timeout,
+        context=args.context,
+        window=args.window,
+        seed=args.seed,
+    )
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from agentgym.evaluation import EvalConfig, evaluate
+    from agentgym.policies import make_policy
+
+    cfg = EvalConfig(
+        split=args.split,
+        episodes=args.episodes,
+        seeds=args.seeds,
+        rollout=_rollout_config(args),
+        env_kwargs=parse_kv(args.env_arg),
+    )
+    policy = make_policy(args.policy, seed=args.seed, **parse_kv(args.policy_arg))
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with progress_bar() as bar:
+        task = bar.add_task(f"eval {args.env} ({policy.name})", total=args.episodes * args.seeds)
+
+        def prepare(tasks: list[str], env: Any) -> None:
+            prep = bar.add_task("preparing tasks", total=None)
+            env.prepare(sorted(set(tasks)), progress=False)
+            bar.update(prep, total=1, completed=1)
+
+        summary, _ = evaluate(
+            args.env, policy, cfg, out_dir, on_prepare=prepare, on_episode_end=lambda t: bar.advance(task)
+        )
+    policy.close()
+    print_summary(summary)
+    console.print(f"wrote {out_dir / 'summary.json'} and {out_dir / 'trajectories.jsonl'}")
+    return 0
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    table = Table(title=f"{summary['env']} · {summary['policy']} · split {summary['split']}")
+    for col in ("category", "episodes", "success", "mean score", "mean turns", "failed"):
+        table.add_column(col, justify="right" if col != "category" else "left")
+    rows = [("ALL", summary)] + list(summary.get("per_category", {}).items())
+    for name, s in rows:
+        if not s.get("episodes"):
+            continue
+        success = f"{s['success_rate']:.3f}" + (
+            f" ± {summary['success_std']:.3f}" if name == "ALL" and summary["seeds"] > 1 else ""
+        )
+        table.add_row(
+            name,
+            str(s["episodes"]),
+            success,
+            f"{s['mean_score']:.3f}",
+            f"{s['mean_turns']:.1f}",
+            str(s["failed"]),
+        )
+    out.print(table)
+
+
+# ---- play --------------------------------------------------------------------------------------
+def cmd_play(args: argparse.Namespace) -> int:
+    from agentgym.evaluation import select_tasks
+    from agentgym.policies import make_policy
+    from agentgym.rollout import Rollout, RolloutConfig
+
+    env_kwargs = parse_kv(args.env_arg)
+    tasks, env = select_tasks(args.env, args.split, max(1, args.index + 1), env_kwargs)
+    task_id = args.task_id or tasks[args.index]
+    env.unwrapped.prepare([task_id], progress=True)
+    env.close()
+    policy = make_policy("human")
+    rollout = Rollout(
+        args.env, policy, RolloutConfig(max_turns=args.max_turns, step_timeout=None), env_kwargs=env_kwargs
+    )
+    try:
+        (traj,) = rollout.run([task_id], args.split)
+    except KeyboardInterrupt:
+        console.print("\nstopped.")
+        return 130
+    if traj.final_observation:
+        out.print(traj.final_observation)
+    verdict = (
+        "[green]won[/]"
+        if traj.won
+        else ("[red]failed: " + str(traj.error) + "[/]" if traj.failed else "not won")
+    )
+    out.print(f"\n{verdict} · score {traj.score:g} · {len(traj.turns)} turns · {traj.stop_reason}")
+    return 0
+
+
+# ---- view --------------------------------------------------------------------------------------
+def cmd_view(args: argparse.Namespace) -> int:
+    from agentgym.viewer import write_view
+
+    path = write_view(args.path, args.out)
+    out.print(f"wrote {path}")
+    return 0
+
+
+# ---- bench -------------------------------------------------------------------------------------
+def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
+    try:
+        module = importlib.import_module(f"bench.{args.name}")
+    except ModuleNotFoundError as exc:
+        if exc.name not in (f"bench.{args.name}", "bench"):
+            raise
+        import bench
+
+        names = sorted(p.stem for p in Path(bench.__file__).parent.glob("*.py") if p.stem != "__init__")
+        raise AgentGymError(f"unknown benchmark {args.name!r}; available: {', '.join(names)}") from exc
+    result = module.main(rest)
+    if args.json:
+        out.print_json(json.dumps(result))
+    else:
+        table = Table(title=f"bench {args.name}")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for key, value in _flatten(result):
+            table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+        out.print(table)
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    items: list[tuple[str, Any]] = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            items += _flatten(v, f"{prefix}{k}.")
+        else:
+            items.append((f"{prefix}{k}", v))
+    return items
+
+
+# ---- data --------------------------------------------------------------------------------------
+def cmd_data(args: argparse.Namespace) -> int:
+    from agentgym.paths import cache_root
+
+    eps = {ep.name: ep for ep in importlib.metadata.entry_points(group=DATA_ENTRY_POINT_GROUP)}
+    if args.name not in eps:
+        raise AgentGymError(
+            f"no downloader for {args.name!r}; available: {', '.join(sorted(eps)) or '(none)'}"
+        )
+    dest = Path(args.dest) if args.dest else cache_root() / "data" / args.name
+    dest.mkdir(parents=True, exist_ok=True)
+    eps[args.name].load()(dest)
+    out.print(f"{args.name} data ready in {dest}")
+    return 0
+
+
+# ---- parser ------------------------------------------------------------------------------------
+def _add_rollout_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-turns", type=int, default=50, help="turn budget per episode")
+    p.add_argument("--workers", type=int, default=0, help="env worker processes (0 = in-process)")
+    p.add_argument(
+        "--step-timeout", type=float, default=60.0, help="seconds before a hung env step fails its episode"
+    )
+    p.add_argument(
+        "--context", choices=["full", "window"], default="full", help="history shown to the policy"
+    )
+    p.add_argument("--window", type=int, default=4, help="turns kept with --context window")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--env-arg", action="append", metavar="KEY=VALUE", help="env constructor argument (repeatable)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentgym", description="Train and evaluate LLM agents on text and tool environments."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("envs", help="list registered environments")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_envs)
+
+    p = sub.add_parser("play", help="play an environment yourself in the terminal")
+    p.add_argument("env")
+    p.add_argument("--split", default="train")
+    p.add_argument("--task-id", default=None)
+    p.add_argument(
+        "--index", type=int, default=0, help="task index in the split (when --task-id is not given)"
+    )
+    _add_rollout_args(p)
+    p.set_defaults(func=cmd_play)
+
+    from agentgym.policies import POLICY_SPECS
+
+    p = sub.add_parser("eval", help="evaluate a policy on held-out tasks")
+    p.add_argument("env")
+    p.add_argument("--policy", default="oracle", help=POLICY_SPECS)
+    p.add_argument("--policy-arg", action="append", metavar="KEY=VALUE", help="policy option (repeatable)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--seeds", type=int, default=1, help="repeat the episodes with this many seeds")
+    p.add_argument("--out", default="runs/eval")
+    _add_rollout_args(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("view", help="write an HTML page of a run's trajectories")
+    p.add_argument("path", help="run dir (with trajectories.jsonl) or a .jsonl file")
+    p.add_argument("--out", default=None, help="HTML file (default: view.html beside the trajectories)")
+    p.set_defaults(func=cmd_view)
+
+    p = sub.add_parser("bench", help="run a benchmark from bench/ (extra args go to the benchmark)")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--out", default=None, help="also write the JSON result to this file")
+    p.set_defaults(func=cmd_bench, pass_rest=True)
+
+    p = sub.add_parser("data", help="data sets: `agentgym data download NAME`")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    d = data_sub.add_parser("download", help="fetch an env's official data release (needs internet)")
+    d.add_argument("name")
+    d.add_argument("--dest", default=None)
+    d.set_defaults(func=cmd_data)
+
+    _add_plugin_commands(sub)
+    return parser
+
+
+def _add_plugin_commands(sub: Any) -> None:
+    try:
+        from agentgym.serve import add_cli as add_serve
+
+        add_serve(sub)
+    except ImportError:
+        pass
+    for ep in importlib.metadata.entry_points(group=CLI_ENTRY_POINT_GROUP):
+        try:
+            ep.load()(sub)
+        except ModuleNotFoundError:  # an optional package that is not installed
+            continue
+        except ImportError as exc:
+            console.print(f"[dim]agentgym: command {ep.name!r} unavailable ({exc})[/]", highlight=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and not getattr(args, "pass_rest", False):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
+        if getattr(args, "pass_rest", False):
+            return int(args.func(args, rest) or 0)
+        return int(args.func(args) or 0)
+    except AgentGymError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,290 @@
+"""Where environments live during a rollout: in this process, or in worker processes.
+
+A host owns one environment per *slot* and runs batches of commands (``reset``/``step``) on them.
+Every command returns a :class:`Result`: either the env's answer or the error that stopped it, so
+one env's crash or hang never stops the batch.
+
+Hang handling is layered:
+
+* a *soft* deadline (``SIGALRM`` around each call, in the process that runs the env) interrupts
+  Python-level hangs and fails only that env's episode; the env is then rebuilt;
+* with worker processes, a *hard* deadline in the parent kills a worker whose env ignored the
+  soft deadline (a hang inside C code). Results the worker already streamed back are kept; the
+  envs it had not reached lose their state and their episodes are marked failed as well.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agentgym.errors import EnvCrashed, EnvTimeout
+
+
+@dataclass
+class Command:
+    slot: int
+    method: str  # "reset" | "step"
+    payload: Any  # reset: dict(seed=..., options=...); step: the action text
+
+
+@dataclass
+class Result:
+    slot: int
+    value: Any = None
+    error: str | None = None
+    error_type: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@contextlib.contextmanager
+def soft_deadline(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`EnvTimeout` in this thread after ``seconds`` (main thread only; else no-op)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _alarm(signum: int, frame: object) -> None:
+        raise EnvTimeout(f"env call exceeded its {seconds:g}s deadline")
+
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _make_env(env_id: str, env_kwargs: dict[str, Any]) -> Any:
+    from agentgym.registry import make
+
+    return make(env_id, **env_kwargs)
+
+
+def _ensure_registered(entry: Any) -> None:
+    """In a worker process: register an env that the parent registered at run time."""
+    from gymnasium.envs.registration import registry as gym_registry
+
+    from agentgym.registry import discover, register
+
+    discover()
+    if entry is not None and entry.id not in gym_registry:
+        register(
+            entry.id,
+            entry.entry_point,
+            alias=entry.alias,
+            description=entry.description,
+            kwargs=entry.kwargs,
+            max_episode_steps=entry.max_episode_steps,
+            source=entry.source,
+        )
+
+
+def _close_quietly(env: Any) -> None:
+    with contextlib.suppress(Exception):
+        env.close()
+
+
+def run_command(
+    envs: dict[int, Any], cmd: Command, env_id: str, env_kwargs: dict, timeout: float | None
+) -> Result:
+    """Run one command on the env of its slot, turning any failure into an error Result."""
+    t0 = time.perf_counter()
+    try:
+        with soft_deadline(timeout):
+            env = envs.get(cmd.slot)
+            if env is None:
+                env = envs[cmd.slot] = _make_env(env_id, env_kwargs)
+            if cmd.method == "reset":
+                value = env.reset(**cmd.payload)
+            elif cmd.method == "step":
+                value = env.step(cmd.payload)
+            else:
+                raise ValueError(f"unknown env command {cmd.method!r}; expected 'reset' or 'step'")
+        return Result(cmd.slot, value=value, seconds=time.perf_counter() - t0)
+    except BaseException as exc:  # noqa: BLE001 - the env's failure is recorded, never raised
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        # The env's state is unknown after a failure: rebuild it for the slot's next episode.
+        broken = envs.pop(cmd.slot, None)
+        if broken is not None:
+            _close_quietly(broken)
+        etype = type(exc).__name__ if isinstance(exc, EnvTimeout) else f"EnvCrashed:{type(exc).__name__}"
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return Result(
+            cmd.slot,
+            error=f"{cmd.method} failed: {detail}",
+            error_type=etype,
+            seconds=time.perf_counter() - t0,
+        )
+
+
+class LocalEnvHost:
+    """Envs in this process; commands run one after another."""
+
+    def __init__(
+        self, env_id: str, env_kwargs: dict[str, Any] | None = None, *, step_timeout: float | None = 60.0
+    ):
+        self.env_id, self.env_kwargs, self.step_timeout = env_id, dict(env_kwargs or {}), step_timeout
+        self.envs: dict[int, Any] = {}
+
+    def run(self, commands: Sequence[Command]) -> list[Result]:
+        return [run_command(self.envs, c, self.env_id, self.env_kwargs, self.step_timeout) for c in commands]
+
+    def take_lost(self) -> set[int]:
+        return set()
+
+    def close(self) -> None:
+        for env in self.envs.values():
+            _close_quietly(env)
+        self.envs.clear()
+
+
+def _worker_main(
+    conn: Any, env_id: str, env_kwargs: dict[str, Any], step_timeout: float | None, entry: Any = None
+) -> None:
+    envs: dict[int, Any] = {}
+    try:
+        _ensure_registered(entry)
+        while True:
+            msg = conn.recv()
+            if msg is None:
+                break
+            for cmd in msg:
+                conn.send(run_command(envs, cmd, env_id, env_kwargs, step_timeout))
+    except (EOFError, KeyboardInterrupt):
+        pass
+    finally:
+        for env in envs.values():
+            _close_quietly(env)
+
+
+class _Worker:
+    def __init__(
+        self, ctx: Any, env_id: str, env_kwargs: dict[str, Any], step_timeout: float | None, entry: Any = None
+    ):
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(
+            target=_worker_main, args=(child, env_id, env_kwargs, step_timeout, entry), daemon=True
+        )
+        self.proc.start()
+        child.close()
+
+    def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            self.proc.kill()
+        self.proc.join(timeout=5)
+        self.conn.close()
+
+
+class ProcessEnvHost:
+    """Envs spread over ``workers`` processes (slot ``s`` lives in worker ``s % workers``).
+
+    A batch is sent to every worker at once, so envs in different workers step in parallel.
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        env_kwargs: dict[str, Any] | None = None,
+        *,
+        workers: int = 2,
+        step_timeout: float | None = 60.0,
+        hard_timeout_grace: float = 30.0,
+        mp_context: str = "spawn",
+    ):
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.env_id, self.env_kwargs, self.step_timeout = env_id, dict(env_kwargs or {}), step_timeout
+        self.grace = hard_timeout_grace
+        self.ctx = mp.get_context(mp_context)
+        from agentgym.registry import _ENTRIES
+
+        self.entry = _ENTRIES.get(env_id)
+        self.workers = [self._spawn() for _ in range(workers)]
+        self._lost: set[int] = set()
+
+    def take_lost(self) -> set[int]:
+        """Slots whose env state was lost (their worker was restarted) since the last call."""
+        lost, self._lost = self._lost, set()
+        return lost
+
+    def _spawn(self) -> _Worker:
+        return _Worker(self.ctx, self.env_id, self.env_kwargs, self.step_timeout, self.entry)
+
+    def _deadline(self, n_commands: int) -> float:
+        per_call = (self.step_timeout or 600.0) + self.grace
+        return time.monotonic() + per_call * max(1, n_commands)
+
+    def run(self, commands: Sequence[Command]) -> list[Result]:
+        by_worker: dict[int, list[Command]] = {}
+        for cmd in commands:
+            by_worker.setdefault(cmd.slot % len(self.workers), []).append(cmd)
+        for w, cmds in by_worker.items():
+            # a dead worker is noticed (and replaced) while collecting
+            with contextlib.suppress(BrokenPipeError, OSError):
+                self.workers[w].conn.send(cmds)
+        results: dict[int, Result] = {}
+        for w, cmds in by_worker.items():
+            results.update(self._collect(w, cmds))
+        return [results[c.slot] for c in commands]
+
+    def _collect(self, w: int, cmds: list[Command]) -> dict[int, Result]:
+        worker, got = self.workers[w], {}
+        deadline = self._deadline(len(cmds))
+        for cmd in cmds:
+            remaining = deadline - time.monotonic()
+            try:
+                ready = remaining > 0 and worker.conn.poll(remaining)
+                if ready:
+                    res = worker.conn.recv()
+                    got[res.slot] = res
+                    continue
+                cause: Exception = EnvTimeout(f"worker {w} did not answer {cmd.method} within the hard deadline")
+            except (EOFError, OSError) as exc:
+                cause = EnvCrashed(f"worker process {w} died during {cmd.method} ({type(exc).__name__})")
+            return {**got, **self._restart(w, cmds, got, cmd, cause)}
+        return got
+
+    def _restart(
+        self, w: int, cmds: list[Command], got: dict[int, Result], culprit: Command, cause: Exception
+    ) -> dict[int, Result]:
+        """Replace a hung or dead worker; fail the commands it had not answered."""
+        self.workers[w].kill()
+        self.workers[w] = self._spawn()
+        self._lost.update(got)  # answered, but their env died with the worker
+        failed = {}
+        for cmd in cmds:
+            if cmd.slot in got:
+                continue
+            if cmd is culprit:
+                failed[cmd.slot] = Result(cmd.slot, error=str(cause), error_type=type(cause).__name__)
+            else:
+                failed[cmd.slot] = Result(
+                    cmd.slot,
+                    error=f"env state lost: worker {w} was restarted because slot {culprit.slot} failed ({cause})",
+                    error_type="EnvCrashed",
+                )
+        return failed
+
+    def close(self) -> None:
+        for worker in self.workers:
+            with contextlib.suppress(Exception):
+                worker.conn.send(None)
+        for worker in self.workers:
+            worker.proc.join(timeout=10)
+            if worker.proc.is_alive():
+                worker.kill()
+        self.workers = []

@@ -1,0 +1,351 @@
+"""The rollout engine: many envs at once against one policy.
+
+Each loop iteration is one *turn* of every live episode:
+
+1. build each live episode's conversation (full history or a window of the last k turns);
+2. ONE batched ``policy.act`` call for all of them;
+3. ONE ``host.run`` that steps every live env and resets the envs of newly started episodes
+   (so resets also run in parallel across worker processes);
+4. record turns, call hooks, stop episodes whose budget ran out, stream finished trajectories
+   to JSONL, and start queued episodes in the freed slots.
+
+Episodes come in groups of ``group_size`` rollouts per task (for GRPO). A crashed or hung env, a
+failing hook, or a failing policy call marks the episodes concerned as failed
+(``Trajectory.error``) and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from agentgym.envhost import Command, LocalEnvHost, ProcessEnvHost, Result
+from agentgym.errors import ConfigError
+from agentgym.hooks import Hook, HookList
+from agentgym.io import TrajectoryWriter
+from agentgym.policies.base import ActionOutput, Message, Policy, PolicyInput
+from agentgym.records import Trajectory, Turn, to_jsonable
+
+
+@dataclass
+class RolloutConfig:
+    """Budgets and execution settings of a rollout (validated at construction)."""
+
+    #: rollouts per task (the GRPO group size)
+    group_size: int = 1
+    #: turn budget per episode (truncation with stop_reason "max_turns")
+    max_turns: int = 50
+    #: context budget in tokens (prompt + action, when the policy reports tokens); None = no budget
+    max_tokens: int | None = None
+    #: wall-clock budget per episode in seconds; None = no budget
+    max_seconds: float | None = None
+    #: "full" history or a "window" of the last ``window`` turns (the first observation is always kept)
+    context: Literal["full", "window"] = "full"
+    window: int = 4
+    #: deadline of one env call (reset/step) in seconds; a hang past it fails that episode
+    step_timeout: float | None = 60.0
+    #: 0 = envs in this process; k >= 1 = envs spread over k worker processes
+    workers: int = 0
+    #: with workers: extra seconds past ``step_timeout`` before a silent worker is killed
+    hang_grace: float = 30.0
+    #: envs alive at once (slots); default: all episodes, capped at 64
+    num_envs: int | None = None
+    #: system prompt put before the first observation (None = none)
+    system_prompt: str | None = None
+    #: base seed: episode i is reset with seed + i
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.group_size >= 1, "group_size must be >= 1"),
+            (self.max_turns >= 1, "max_turns must be >= 1"),
+            (self.max_tokens is None or self.max_tokens > 0, "max_tokens must be > 0 or None"),
+            (self.max_seconds is None or self.max_seconds > 0, "max_seconds must be > 0 or None"),
+            (self.context in ("full", "window"), f"context must be 'full' or 'window', got {self.context!r}"),
+            (self.window >= 1, "window must be >= 1"),
+            (self.step_timeout is None or self.step_timeout > 0, "step_timeout must be > 0 or None"),
+            (self.workers >= 0, "workers must be >= 0 (0 = in-process)"),
+            (self.num_envs is None or self.num_envs >= 1, "num_envs must be >= 1 or None"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"RolloutConfig: {message}")
+
+
+@dataclass
+class EpisodeSpec:
+    task_id: str
+    split: str
+    group_id: str
+    traj_id: str
+    seed: int
+
+
+@dataclass
+class _Live:
+    spec: EpisodeSpec
+    traj: Trajectory
+    observation: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    pending_action: ActionOutput | None = None
+    #: True once the env's reset answered (the episode can act)
+    ready: bool = False
+
+
+def build_messages(traj: Trajectory, observation: str, cfg: RolloutConfig) -> list[Message]:
+    """The conversation the policy sees before its next action.
+
+    >>> t = Trajectory("e", "t", "train", initial_observation="You are in a room.")
+    >>> [m["role"] for m in build_messages(t, "You are in a room.", RolloutConfig())]
+    ['user']
+    """
+    messages: list[Message] = []
+    if cfg.system_prompt:
+        messages.append({"role": "system", "content": cfg.system_prompt})
+    messages.append({"role": "user", "content": traj.initial_observation})
+    turns = traj.turns
+    if cfg.context == "window" and len(turns) > cfg.window:
+        turns = turns[-cfg.window :]
+    for i, turn in enumerate(turns):
+        messages.append({"role": "assistant", "content": turn.action})
+        nxt = turns[i + 1].observation if i + 1 < len(turns) else observation
+        messages.append({"role": "user", "content": nxt})
+    return messages
+
+
+def make_episodes(
+    task_ids: Sequence[str], split: str, cfg: RolloutConfig, *, tag: str = ""
+) -> list[EpisodeSpec]:
+    """``group_size`` episodes per task; ids are stable (``task#tag/i``)."""
+    specs: list[EpisodeSpec] = []
+    for task_id in task_ids:
+        group_id = f"{task_id}#{tag}" if tag else task_id
+        for i in range(cfg.group_size):
+            specs.append(EpisodeSpec(task_id, split, group_id, f"{group_id}/{i}", cfg.seed + len(specs)))
+    return specs
+
+
+class Rollout:
+    """Runs episodes of one env id against one policy; see the module docstring."""
+
+    def __init__(
+        self,
+        env_id: str,
+        policy: Policy,
+        cfg: RolloutConfig | None = None,
+        *,
+        env_kwargs: dict[str, Any] | None = None,
+        hooks: Sequence[Hook] = (),
+        writer: TrajectoryWriter | None = None,
+        on_episode_end: Callable[[Trajectory], None] | None = None,
+        meta: dict[str, Any] | None = None,
+    ):
+        self.env_id, self.policy = env_id, policy
+        self.cfg = cfg or RolloutConfig()
+        self.env_kwargs = dict(env_kwargs or {})
+        self.hooks = HookList(hooks)
+        self.writer, self.on_episode_end = writer, on_episode_end
+        #: extra metadata stamped on every trajectory's ``meta``
+        self.meta = dict(meta or {})
+
+    def run(self, task_ids: Sequence[str], split: str, *, tag: str = "") -> list[Trajectory]:
+        """Play ``group_size`` episodes of each task; returns trajectories in episode order."""
+        return self.run_episodes(make_episodes(task_ids, split, self.cfg, tag=tag))
+
+    def run_episodes(self, specs: Sequence[EpisodeSpec]) -> list[Trajectory]:
+        cfg = self.cfg
+        n_slots = min(len(specs), cfg.num_envs or 64) or 1
+        host: LocalEnvHost | ProcessEnvHost
+        if cfg.workers == 0:
+            host = LocalEnvHost(self.env_id, self.env_kwargs, step_timeout=cfg.step_timeout)
+        else:
+            host = ProcessEnvHost(
+                self.env_id,
+                self.env_kwargs,
+                workers=min(cfg.workers, n_slots),
+                step_timeout=cfg.step_timeout,
+                hard_timeout_grace=cfg.hang_grace,
+            )
+        queue = deque(enumerate(specs))
+        done: dict[int, Trajectory] = {}
+        live: dict[int, tuple[int, _Live]] = {}  # slot -> (episode index, state)
+        free = list(range(n_slots))[::-1]
+        try:
+            while queue or live:
+                resets = self._start_episodes(queue, free, live)
+                self._act(live)
+                for slot in [s for s, (_, st) in live.items() if st.traj.error is not None]:
+                    idx, st = live.pop(slot)
+                    self._finish(st)
+                    done[idx] = st.traj
+                    free.append(slot)
+                steps = [
+                    Command(s, "step", st.pending_action.text)
+                    for s, (_, st) in live.items()
+                    if st.pending_action is not None
+                ]
+                results = host.run(steps + resets)
+                for res in results:
+                    idx, st = live[res.slot]
+                    finished = self._apply(res, st, reset=st.pending_action is None)
+                    if finished:
+                        self._finish(st)
+                        done[idx] = st.traj
+                        del live[res.slot]
+                        free.append(res.slot)
+                for slot in host.take_lost() & set(live):
+                    idx, st = live.pop(slot)
+                    st.traj.error = (
+                        "env state lost: its worker process was restarted after another env hung or crashed"
+                    )
+                    st.traj.error_type = "EnvCrashed"
+                    self._finish(st)
+                    done[idx] = st.traj
+                    free.append(slot)
+        finally:
+            host.close()
+        return [done[i] for i in range(len(specs))]
+
+    # ---- steps of the loop -----------------------------------------------------------------
+    def _start_episodes(
+        self, queue: deque, free: list[int], live: dict[int, tuple[int, _Live]]
+    ) -> list[Command]:
+        commands = []
+        while queue and free:
+            idx, spec = queue.popleft()
+            slot = free.pop()
+            traj = Trajectory(
+                env_id=self.env_id,
+                task_id=spec.task_id,
+                split=spec.split,
+                seed=spec.seed,
+                group_id=spec.group_id,
+                traj_id=spec.traj_id,
+                meta={"policy": self.policy.name, **self.meta},
+            )
+            live[slot] = (idx, _Live(spec, traj))
+            options = {"task_id": spec.task_id, "split": spec.split}
+            commands.append(Command(slot, "reset", {"seed": spec.seed, "options": options}))
+        return commands
+
+    def _act(self, live: dict[int, tuple[int, _Live]]) -> None:
+        """One batched policy call for every live episode that has an observation."""
+        for _, st in live.values():
+            st.pending_action = None
+        ready = [st for _, st in live.values() if st.ready and st.traj.error is None]
+        if not ready:
+            return
+        batch = [
+            PolicyInput(
+                messages=build_messages(st.traj, st.observation, self.cfg),
+                info=st.info,
+                turn_index=len(st.traj.turns),
+                env_id=self.env_id,
+                task_id=st.spec.task_id,
+                reset_info=st.traj.reset_info,
+            )
+            for st in ready
+        ]
+        try:
+            actions = self.policy.act(batch)
+            if len(actions) != len(batch):
+                raise ValueError(f"policy returned {len(actions)} actions for a batch of {len(batch)}")
+        except Exception as exc:  # noqa: BLE001 - recorded on every episode of the batch
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            for st in ready:
+                st.traj.error, st.traj.error_type = f"policy failed: {detail}", "PolicyError"
+            return
+        for st, action in zip(ready, actions):
+            st.pending_action = action
+
+    def _apply(self, res: Result, st: _Live, *, reset: bool) -> bool:
+        """Record one env answer; True when the episode is over."""
+        traj = st.traj
+        if traj.error is not None:  # the policy failed for this episode
+            return True
+        if not res.ok:
+            traj.error, traj.error_type = res.error, res.error_type
+            return True
+        try:
+            if reset:
+                obs, info = res.value
+                info = to_jsonable(info)
+                traj.initial_observation, traj.reset_info = obs, info
+                traj.category = info.get("category")
+                st.observation, st.info, st.ready = obs, info, True
+                self.hooks.on_reset(traj, info)
+                return False
+            return self._record_turn(res, st)
+        except Exception as exc:  # noqa: BLE001 - a failing hook fails its episode only
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            traj.error, traj.error_type = f"hook failed: {detail}", "HookError"
+            return True
+
+    def _record_turn(self, res: Result, st: _Live) -> bool:
+        obs, reward, terminated, truncated, info = res.value
+        action = st.pending_action
+        assert action is not None  # invariant: only stepped episodes reach here
+        traj = st.traj
+        turn = Turn(
+            index=len(traj.turns),
+            observation=st.observation,
+            action=action.text,
+            reward=float(reward),
+            info=to_jsonable(info),
+            terminated=bool(terminated),
+            truncated=bool(truncated),
+            token_ids=action.token_ids,
+            logprobs=action.logprobs,
+            prompt_tokens=action.prompt_tokens,
+        )
+        traj.turns.append(turn)
+        traj.final_observation = obs
+        st.observation, st.info = obs, turn.info
+        self.hooks.on_turn(turn, traj)
+        reason = self._stop_reason(turn, st)
+        if reason:
+            traj.stop_reason = reason
+            traj.terminated = reason == "terminated"
+            traj.truncated = not traj.terminated
+            turn.truncated = turn.truncated or traj.truncated
+            return True
+        return False
+
+    def _stop_reason(self, turn: Turn, st: _Live) -> str:
+        cfg = self.cfg
+        if turn.terminated:
+            return "terminated"
+        if turn.truncated:
+            return "env_truncated"
+        if len(st.traj.turns) >= cfg.max_turns:
+            return "max_turns"
+        if (
+            cfg.max_tokens is not None
+            and turn.prompt_tokens is not None
+            and turn.prompt_tokens + len(turn.token_ids or ()) >= cfg.max_tokens
+        ):
+            return "max_tokens"
+        if cfg.max_seconds is not None and time.monotonic() - st.started > cfg.max_seconds:
+            return "wall_clock"
+        return ""
+
+    def _finish(self, st: _Live) -> None:
+        traj = st.traj
+        if traj.error is not None:
+            traj.stop_reason = "error"
+        traj.meta["seconds"] = round(time.monotonic() - st.started, 4)
+        try:
+            self.hooks.on_episode_end(traj)
+        except Exception as exc:  # noqa: BLE001
+            traj.error = traj.error or f"hook failed: {type(exc).__name__}: {exc}"
+            traj.error_type = traj.error_type or "HookError"
+            traj.stop_reason = "error"
+        if self.writer is not None:
+            self.writer.write(traj)
+        if self.on_episode_end is not None:
+            self.on_episode_end(traj)

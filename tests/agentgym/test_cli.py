@@ -1,0 +1,110 @@
+"""The CLI end to end on the built-in Countdown game: envs, eval, view, bench, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from agentgym.cli import main, parse_kv
+from agentgym.io import read_jsonl
+
+
+def test_envs_json_lists_registered_envs(capsys):
+    assert main(["envs", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    ids = {e["id"]: e for e in data["envs"]}
+    assert ids["agentgym/Countdown-v0"]["alias"] == "countdown"
+
+
+def test_eval_writes_summary_and_trajectories(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "eval",
+                "countdown",
+                "--policy",
+                "random",
+                "--split",
+                "test",
+                "--episodes",
+                "4",
+                "--seeds",
+                "2",
+                "--out",
+                str(out),
+                "--max-turns",
+                "6",
+            ]
+        )
+        == 0
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("success_rate", "success_std", "mean_score", "mean_turns", "episodes", "per_category"):
+        assert key in summary
+    assert summary["episodes"] == 8 and len(summary["success_per_seed"]) == 2
+    assert set(summary["per_category"]) == {"short", "long"}
+    trajs = read_jsonl(out / "trajectories.jsonl")
+    assert len(trajs) == 8 and {t.meta["eval_seed"] for t in trajs} == {0, 1}
+    assert "success" in capsys.readouterr().out  # the result table
+
+
+def test_oracle_beats_random(tmp_path):
+    main(
+        [
+            "eval",
+            "countdown",
+            "--policy",
+            "oracle",
+            "--episodes",
+            "5",
+            "--out",
+            str(tmp_path / "o"),
+            "--max-turns",
+            "6",
+        ]
+    )
+    main(
+        [
+            "eval",
+            "countdown",
+            "--policy",
+            "random",
+            "--episodes",
+            "5",
+            "--out",
+            str(tmp_path / "r"),
+            "--max-turns",
+            "6",
+        ]
+    )
+    oracle = json.loads((tmp_path / "o" / "summary.json").read_text())
+    random = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert oracle["success_rate"] == 1.0 > random["success_rate"]
+
+
+def test_unknown_env_and_policy_fail_with_a_clear_message(tmp_path, capsys):
+    assert main(["eval", "cuntdown", "--out", str(tmp_path)]) == 2
+    assert "Did you mean 'countdown'" in capsys.readouterr().err
+    assert main(["eval", "countdown", "--policy", "gpt", "--out", str(tmp_path)]) == 2
+    assert "expected one of" in capsys.readouterr().err
+
+
+def test_unknown_bench_lists_available(capsys):
+    assert main(["bench", "nope"]) == 2
+    assert "available" in capsys.readouterr().err
+
+
+def test_parse_kv_reads_json_values():
+    assert parse_kv(["n=3", "xs=[1,2]", "name=abc"]) == {"n": 3, "xs": [1, 2], "name": "abc"}
+
+
+def test_installed_console_script_runs():
+    exe = shutil.which("agentgym")
+    if exe is None:
+        pytest.skip("agentgym console script not installed (pip install -e .)")
+    res = subprocess.run([exe, "envs"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "countdown" in res.stdout
