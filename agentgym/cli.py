@@ -164,7 +164,8 @@ def cmd_play(args: argparse.Namespace) -> int:
         args.env, policy, RolloutConfig(max_turns=args.max_turns, step_timeout=None), env_kwargs=env_kwargs
     )
     try:
-        (traj,) = rollout.run([task_id], args.split)
+        with rollout:
+            (traj,) = rollout.run([task_id], args.split)
     except KeyboardInterrupt:
         console.print("\nstopped.")
         return 130

@@ -252,7 +252,9 @@ class ProcessEnvHost:
                     res = worker.conn.recv()
                     got[res.slot] = res
                     continue
-                cause: Exception = EnvTimeout(f"worker {w} did not answer {cmd.method} within the hard deadline")
+                cause: Exception = EnvTimeout(
+                    f"worker {w} did not answer {cmd.method} within the hard deadline"
+                )
             except (EOFError, OSError) as exc:
                 cause = EnvCrashed(f"worker process {w} died during {cmd.method} ({type(exc).__name__})")
             return {**got, **self._restart(w, cmds, got, cmd, cause)}

@@ -126,7 +126,8 @@ def evaluate(
                 on_episode_end=on_episode_end,
                 meta={"eval_seed": k},
             )
-            trajs.extend(rollout.run(tasks, cfg.split, tag=f"seed{k}"))
+            with rollout:
+                trajs.extend(rollout.run(tasks, cfg.split, tag=f"seed{k}"))
     finally:
         if writer is not None:
             writer.close()

@@ -152,63 +152,77 @@ class Rollout:
         self.writer, self.on_episode_end = writer, on_episode_end
         #: extra metadata stamped on every trajectory's ``meta``
         self.meta = dict(meta or {})
+        self._host: LocalEnvHost | ProcessEnvHost | None = None
+
+    @property
+    def host(self) -> LocalEnvHost | ProcessEnvHost:
+        """The env host, created on first use and kept (envs and workers are reused across runs)."""
+        if self._host is None:
+            cfg = self.cfg
+            if cfg.workers == 0:
+                self._host = LocalEnvHost(self.env_id, self.env_kwargs, step_timeout=cfg.step_timeout)
+            else:
+                self._host = ProcessEnvHost(
+                    self.env_id,
+                    self.env_kwargs,
+                    workers=cfg.workers,
+                    step_timeout=cfg.step_timeout,
+                    hard_timeout_grace=cfg.hang_grace,
+                )
+        return self._host
+
+    def close(self) -> None:
+        """Close the envs and stop the worker processes."""
+        if self._host is not None:
+            self._host.close()
+            self._host = None
+
+    def __enter__(self) -> Rollout:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def run(self, task_ids: Sequence[str], split: str, *, tag: str = "") -> list[Trajectory]:
         """Play ``group_size`` episodes of each task; returns trajectories in episode order."""
         return self.run_episodes(make_episodes(task_ids, split, self.cfg, tag=tag))
 
     def run_episodes(self, specs: Sequence[EpisodeSpec]) -> list[Trajectory]:
-        cfg = self.cfg
-        n_slots = min(len(specs), cfg.num_envs or 64) or 1
-        host: LocalEnvHost | ProcessEnvHost
-        if cfg.workers == 0:
-            host = LocalEnvHost(self.env_id, self.env_kwargs, step_timeout=cfg.step_timeout)
-        else:
-            host = ProcessEnvHost(
-                self.env_id,
-                self.env_kwargs,
-                workers=min(cfg.workers, n_slots),
-                step_timeout=cfg.step_timeout,
-                hard_timeout_grace=cfg.hang_grace,
-            )
+        n_slots = min(len(specs), self.cfg.num_envs or 64) or 1
+        host = self.host
         queue = deque(enumerate(specs))
         done: dict[int, Trajectory] = {}
         live: dict[int, tuple[int, _Live]] = {}  # slot -> (episode index, state)
         free = list(range(n_slots))[::-1]
-        try:
-            while queue or live:
-                resets = self._start_episodes(queue, free, live)
-                self._act(live)
-                for slot in [s for s, (_, st) in live.items() if st.traj.error is not None]:
-                    idx, st = live.pop(slot)
-                    self._finish(st)
-                    done[idx] = st.traj
-                    free.append(slot)
-                steps = [
-                    Command(s, "step", st.pending_action.text)
-                    for s, (_, st) in live.items()
-                    if st.pending_action is not None
-                ]
-                results = host.run(steps + resets)
-                for res in results:
-                    idx, st = live[res.slot]
-                    finished = self._apply(res, st, reset=st.pending_action is None)
-                    if finished:
-                        self._finish(st)
-                        done[idx] = st.traj
-                        del live[res.slot]
-                        free.append(res.slot)
-                for slot in host.take_lost() & set(live):
-                    idx, st = live.pop(slot)
-                    st.traj.error = (
-                        "env state lost: its worker process was restarted after another env hung or crashed"
-                    )
-                    st.traj.error_type = "EnvCrashed"
-                    self._finish(st)
-                    done[idx] = st.traj
-                    free.append(slot)
-        finally:
-            host.close()
+
+        def finish(slot: int) -> None:
+            idx, st = live.pop(slot)
+            self._finish(st)
+            done[idx] = st.traj
+            free.append(slot)
+
+        while queue or live:
+            resets = self._start_episodes(queue, free, live)
+            self._act(live)
+            for slot in [s for s, (_, st) in live.items() if st.traj.error is not None]:
+                finish(slot)  # the policy failed for these episodes
+            steps = [
+                Command(s, "step", st.pending_action.text)
+                for s, (_, st) in live.items()
+                if st.pending_action is not None
+            ]
+            for res in host.run(steps + resets):
+                st = live[res.slot][1]
+                if self._apply(res, st, reset=st.pending_action is None):
+                    finish(res.slot)
+            for slot in host.take_lost() & set(live):
+                live[slot][
+                    1
+                ].traj.error = (
+                    "env state lost: its worker process was restarted after another env hung or crashed"
+                )
+                live[slot][1].traj.error_type = "EnvCrashed"
+                finish(slot)
         return [done[i] for i in range(len(specs))]
 
     # ---- steps of the loop -----------------------------------------------------------------

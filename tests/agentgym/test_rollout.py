@@ -127,15 +127,18 @@ def test_hard_hang_kills_only_its_worker_and_the_batch_goes_on():
     """An env that disables the soft deadline is killed with its worker process."""
     faults = {("countdown-train-3", 0): "hardhang"}
     cfg = RolloutConfig(workers=2, step_timeout=0.5, hang_grace=1.0)
-    trajs = Rollout("countdown", Recorder("dec", per_task=faults), cfg, env_kwargs={"faults": True}).run(
-        TASKS + ["countdown-train-4"], "train"
-    )
-    by_task = {t.task_id: t for t in trajs}
-    assert by_task["countdown-train-3"].error_type == "EnvTimeout"
-    # envs in the other worker (even slots) are untouched
-    assert by_task["countdown-train-0"].won and by_task["countdown-train-2"].won
-    # the restarted worker serves later episodes again
-    assert by_task["countdown-train-4"].won or by_task["countdown-train-4"].failed
+    with Rollout("countdown", Recorder("dec", per_task=faults), cfg, env_kwargs={"faults": True}) as rollout:
+        trajs = rollout.run(TASKS + ["countdown-train-4"], "train")
+        by_task = {t.task_id: t for t in trajs}
+        assert by_task["countdown-train-3"].error_type == "EnvTimeout"
+        # slot 1 shared the killed worker: its env state is gone and it says so
+        assert "env state lost" in str(by_task["countdown-train-1"].error)
+        # envs in the other worker (even slots) are untouched
+        assert all(by_task[t].won for t in ("countdown-train-0", "countdown-train-2", "countdown-train-4"))
+        # the restarted worker serves the next batch
+        rollout.policy = OraclePolicy()
+        again = rollout.run(TASKS, "train")
+        assert all(t.won and not t.failed for t in again)
 
 
 class Spy(Hook):
@@ -196,3 +199,15 @@ def test_trajectories_stream_to_jsonl_as_episodes_finish(tmp_path):
 def test_config_rejects_bad_values(kwargs):
     with pytest.raises(ConfigError):
         RolloutConfig(**kwargs)
+
+
+def test_worker_processes_are_reused_across_runs_and_stopped_on_close():
+    rollout = Rollout("countdown", OraclePolicy(), RolloutConfig(workers=2))
+    first = rollout.run(TASKS, "train")
+    pids = [w.proc.pid for w in rollout.host.workers]
+    second = rollout.run(TASKS, "train")
+    assert [w.proc.pid for w in rollout.host.workers] == pids
+    assert all(t.won for t in first + second)
+    procs = [w.proc for w in rollout.host.workers]
+    rollout.close()
+    assert not any(p.is_alive() for p in procs)
