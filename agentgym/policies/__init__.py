@@ -16,7 +16,7 @@ from agentgym.policies.scripted import OraclePolicy, RandomPolicy
 
 __all__ = ["ActionOutput", "Message", "Policy", "PolicyInput", "OraclePolicy", "RandomPolicy", "make_policy"]
 
-POLICY_SPECS = "oracle | random | human | hf:PATH | openai:URL#MODEL"
+POLICY_SPECS = "oracle | random | human | tiny | hf:PATH | openai:URL#MODEL"
 
 
 def make_policy(spec: str, *, seed: int | None = 0, **kwargs: Any) -> Policy:
@@ -29,6 +29,11 @@ def make_policy(spec: str, *, seed: int | None = 0, **kwargs: Any) -> Policy:
         from agentgym.policies.human import HumanPolicy
 
         return HumanPolicy()
+    if spec == "tiny":
+        from agentgym.models import default_tiny_model
+        from agentgym.policies.hf import HFPolicy
+
+        return HFPolicy(default_tiny_model(), seed=seed, **kwargs)
     if spec.startswith("hf:"):
         from agentgym.policies.hf import HFPolicy
 

@@ -1,0 +1,251 @@
+"""A local transformers causal LM as a policy: one batched ``generate`` per rollout turn.
+
+Prompts are rendered with the tokenizer's chat template (``add_generation_prompt=True``) and
+left-padded, so every env of a turn is served by a single ``generate`` call. Generation stops at
+eos or ``<|im_end|>``. Each action comes back with its generated token ids (the final stop token
+included when it was generated, padding never) and their log-probs.
+
+Log-probs convention (shared with :func:`sequence_logprobs`, so trainers can recompute them):
+``log_softmax(logits / temperature)`` of the raw model logits, i.e. the temperature is applied,
+top-p truncation is not (so every value is finite and a teacher-forced recompute matches). Greedy
+decoding reports temperature-1 log-probs.
+
+Sampling is seeded: call ``k`` after ``reset(seed)`` draws from a torch RNG seeded with
+``(seed, k)`` under ``torch.random.fork_rng``, so results do not depend on other code's use of
+the global RNG.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agentgym.errors import ConfigError, PolicyError
+from agentgym.policies.base import ActionOutput, Message, Policy, PolicyInput
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to decode; validated at construction. ``temperature=0`` means greedy."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 48
+    greedy: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.temperature, (int, float)) or self.temperature < 0:
+            raise ConfigError(f"temperature must be >= 0 (0 = greedy), got {self.temperature!r}")
+        if not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p!r}")
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}")
+
+    @property
+    def is_greedy(self) -> bool:
+        return self.greedy or self.temperature == 0
+
+    @property
+    def logprob_temperature(self) -> float:
+        """The temperature the reported log-probs use (1 for greedy decoding)."""
+        return 1.0 if self.is_greedy else float(self.temperature)
+
+
+class HFPolicy(Policy):
+    """A local transformers causal LM (a ``save_pretrained`` dir, a hub id, or a model object)."""
+
+    name = "hf"
+
+    def __init__(
+        self,
+        model_or_path: Any,
+        tokenizer: Any = None,
+        *,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 48,
+        device: str | None = None,
+        seed: int | None = 0,
+        greedy: bool = False,
+    ):
+        import torch
+
+        from agentgym.models import load_model, stop_token_ids
+
+        self.sampling = SamplingParams(temperature, top_p, max_new_tokens, greedy)
+        model: Any
+        if isinstance(model_or_path, (str, os.PathLike)):
+            model, loaded_tok = load_model(model_or_path)
+            tokenizer = tokenizer or loaded_tok
+            self.model_name = str(model_or_path)
+        else:
+            if tokenizer is None:
+                raise ConfigError(
+                    "HFPolicy(model, tokenizer): a model object needs its tokenizer; pass tokenizer=..."
+                )
+            model = model_or_path
+            self.model_name = getattr(model.config, "_name_or_path", "") or type(model).__name__
+        if getattr(tokenizer, "chat_template", None) is None:
+            raise ConfigError(
+                f"tokenizer of {self.model_name!r} has no chat_template; set tokenizer.chat_template "
+                "(agentgym.models.CHAT_TEMPLATE is a ChatML template)"
+            )
+        if device is None and not isinstance(model_or_path, (str, os.PathLike)):
+            self.device = next(model.parameters()).device  # a live model (e.g. a trainer's) stays put
+        else:
+            self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device)
+        self.tokenizer = tokenizer
+        if tokenizer.pad_token_id is None:  # left padding needs a pad id; eos is the usual stand-in
+            tokenizer.pad_token = tokenizer.eos_token
+        self.stop_ids = stop_token_ids(tokenizer)
+        if not self.stop_ids:
+            raise ConfigError(f"tokenizer of {self.model_name!r} has neither an eos token nor <|im_end|>")
+        self.max_positions = getattr(model.config, "max_position_embeddings", None)
+        self.reset(seed)
+
+    def reset(self, seed: int | None = None) -> None:
+        self.seed = 0 if seed is None else int(seed)
+        self._calls = 0
+
+    def act(self, batch: Sequence[PolicyInput]) -> list[ActionOutput]:
+        return self.generate([item.messages for item in batch])
+
+    def generate(
+        self,
+        messages_batch: Sequence[list[Message]],
+        sampling: SamplingParams | None = None,
+        *,
+        seed: int | None = None,
+    ) -> list[ActionOutput]:
+        """One batched ``generate`` over ``messages_batch`` (``sampling`` overrides the policy's)."""
+        import torch
+
+        if not messages_batch:
+            return []
+        sampling = sampling or self.sampling
+        prompts = [render_prompt(self.tokenizer, messages) for messages in messages_batch]
+        enc = self.tokenizer(
+            prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
+        ).to(self.device)
+        prompt_len = enc["input_ids"].shape[1]
+        if self.max_positions and prompt_len + sampling.max_new_tokens > self.max_positions:
+            raise PolicyError(
+                f"prompt of {prompt_len} tokens + max_new_tokens={sampling.max_new_tokens} exceeds the model's "
+                f"{self.max_positions} positions; shorten the context (rollout history window) or max_new_tokens"
+            )
+        call_seed = seed if seed is not None else hash((self.seed, self._calls)) % (2**63)
+        self._calls += 1
+        devices = [self.device] if self.device.type == "cuda" else []
+        was_training = self.model.training  # a trainer's model goes back to train mode afterwards
+        self.model.eval()
+        try:
+            with torch.random.fork_rng(devices=devices), torch.inference_mode():
+                torch.manual_seed(call_seed)
+                out = self.model.generate(**enc, generation_config=self._generation_config(sampling))
+        finally:
+            self.model.train(was_training)
+        new_tokens = out.sequences[:, prompt_len:]
+        logits = torch.stack(out.logits, dim=1).float() / sampling.logprob_temperature
+        token_lp = torch.log_softmax(logits, dim=-1).gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
+        prompt_counts = enc["attention_mask"].sum(dim=1).tolist()
+        return [
+            self._action(new_tokens[i].tolist(), token_lp[i].tolist(), int(prompt_counts[i]))
+            for i in range(len(prompts))
+        ]
+
+    def _action(self, ids: list[int], logprobs: list[float], prompt_tokens: int) -> ActionOutput:
+        # Keep tokens up to and including the first stop token; what follows is padding.
+        end = next((k + 1 for k, t in enumerate(ids) if t in self.stop_ids), len(ids))
+        ids, logprobs = ids[:end], logprobs[:end]
+        body = ids[:-1] if ids and ids[-1] in self.stop_ids else ids
+        text = self.tokenizer.decode(body, skip_special_tokens=True).strip()
+        return ActionOutput(text=text, token_ids=ids, logprobs=logprobs, prompt_tokens=prompt_tokens)
+
+    def finished(self, output: ActionOutput) -> bool:
+        """True when the action ended with a stop token (else it hit ``max_new_tokens``)."""
+        ids = output.token_ids
+        return ids is not None and len(ids) > 0 and ids[-1] in self.stop_ids
+
+    def _generation_config(self, sampling: SamplingParams) -> Any:
+        from transformers import GenerationConfig
+
+        # Explicit neutral values: anything left unset is filled from the checkpoint's own
+        # generation_config (top_k=50, repetition penalties), silently changing the distribution.
+        kwargs: dict[str, Any] = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0, "min_new_tokens": 0}
+        if sampling.is_greedy:  # sampling knobs at their global defaults, so nothing warns about them
+            kwargs |= {"do_sample": False, "temperature": 1.0, "top_p": 1.0, "top_k": 50}
+        else:
+            kwargs |= {
+                "do_sample": True,
+                "temperature": float(sampling.temperature),
+                "top_p": float(sampling.top_p),
+                "top_k": 0,
+                "min_p": 0.0,
+                "typical_p": 1.0,
+                "epsilon_cutoff": 0.0,
+                "eta_cutoff": 0.0,
+            }
+        return GenerationConfig(
+            num_beams=1,
+            max_new_tokens=sampling.max_new_tokens,
+            eos_token_id=self.stop_ids,
+            pad_token_id=self.tokenizer.pad_token_id,
+            output_logits=True,
+            return_dict_in_generate=True,
+            **kwargs,
+        )
+
+
+def render_prompt(tokenizer: Any, messages: list[Message]) -> str:
+    """The chat-template text of ``messages`` followed by the assistant generation prompt."""
+    if not messages:
+        raise PolicyError("a policy input has no messages; expected at least the first observation")
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def sequence_logprobs(
+    model: Any,
+    tokenizer: Any,
+    messages_batch: Sequence[list[Message]],
+    action_token_ids_batch: Sequence[Sequence[int]],
+    *,
+    temperature: float = 1.0,
+    grad: bool = False,
+) -> list[Any]:
+    """Teacher-forced log-probs of each action's tokens after its prompt (same convention as HFPolicy).
+
+    Returns one 1-D float tensor per input (length = number of action tokens). With ``grad=True``
+    the tensors carry gradients (for policy-gradient losses); otherwise they are computed under
+    ``torch.no_grad``.
+    """
+    import torch
+
+    if len(messages_batch) != len(action_token_ids_batch):
+        raise ConfigError(
+            f"got {len(messages_batch)} conversations but {len(action_token_ids_batch)} action token lists"
+        )
+    if temperature <= 0:
+        raise ConfigError(f"temperature must be > 0 for log-probs, got {temperature}")
+    prompt_ids = [
+        tokenizer(render_prompt(tokenizer, m), add_special_tokens=False)["input_ids"] for m in messages_batch
+    ]
+    seqs = [list(p) + [int(t) for t in a] for p, a in zip(prompt_ids, action_token_ids_batch)]
+    width = max(len(s) for s in seqs)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = next(model.parameters()).device
+    # Right padding: real tokens sit at positions 0..n-1, exactly as in left-padded generation.
+    input_ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=device)
+    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=device)
+    with torch.set_grad_enabled(grad):
+        logits = model(input_ids=input_ids, attention_mask=mask).logits.float() / temperature
+        logp = torch.log_softmax(logits, dim=-1)
+        out = []
+        for i, (p, a) in enumerate(zip(prompt_ids, action_token_ids_batch)):
+            start, n = len(p), len(a)
+            # logits at position t predict token t+1
+            rows = logp[i, start - 1 : start - 1 + n]
+            out.append(rows.gather(-1, input_ids[i, start : start + n].unsqueeze(-1)).squeeze(-1))
+    return out
