@@ -81,6 +81,13 @@ class TextEnv(gym.Env[str, str]):
         """Stable ids of the tasks in ``split`` (deterministic order)."""
         raise NotImplementedError
 
+    def task_split(self, task_id: str) -> str | None:
+        """The split a task id belongs to (default: search every split's ids; override when cheaper)."""
+        for split in self.splits:
+            if task_id in self.task_ids(split):
+                return split
+        return None
+
     def task_category(self, task_id: str) -> str | None:
         """The category of a task (used in per-category eval breakdowns)."""
         return None
@@ -106,10 +113,13 @@ class TextEnv(gym.Env[str, str]):
             raise ConfigError(
                 f"unknown reset option(s) {sorted(unknown)}; expected keys among {sorted(RESET_OPTION_KEYS)}"
             )
-        split = options.get("split", self.splits[0])
+        task_id = options.get("task_id")
+        if "split" in options:
+            split = options["split"]
+        else:
+            split = (self.task_split(str(task_id)) if task_id is not None else None) or self.splits[0]
         if split not in self.splits:
             raise ConfigError(f"unknown split {split!r}; this env has splits {list(self.splits)}")
-        task_id = options.get("task_id")
         if task_id is None:
             ids = self.task_ids(split)
             if not ids:

@@ -18,6 +18,7 @@ def test_reset_selects_task_by_id_or_seeded_split():
     env = CountdownEnv()
     obs, info = env.reset(options={"task_id": "countdown-test-3"})
     assert info["task_id"] == "countdown-test-3" and "shows 4" in obs
+    assert info["split"] == "test"  # found from the id when only the task is given
     first = env.reset(seed=7, options={"split": "test"})[1]["task_id"]
     assert env.reset(seed=7, options={"split": "test"})[1]["task_id"] == first
     assert first.startswith("countdown-test-")

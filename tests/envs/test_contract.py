@@ -1,0 +1,83 @@
+"""Contract tests over EVERY registered environment: Gymnasium's ``check_env`` and malformed actions.
+
+Each env is built with ``agentgym.make(id, **cheap_kwargs(id))``: ``CHEAP_KWARGS`` maps id prefixes
+to constructor kwargs that keep construction cheap (small task sets, a session cache folder).
+Env owners add their entry here. An env whose data or engine is missing raises
+``DataNotFoundError`` and is skipped with that message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import agentgym
+from agentgym import registry
+from agentgym.errors import DataNotFoundError
+
+#: stands for the session's temporary cache folder in CHEAP_KWARGS
+TMP_CACHE = object()
+#: the real data sets beside the repo (../shared/data)
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+CHEAP_KWARGS: dict[str, dict[str, Any]] = {
+    "agentgym/TextWorld-": {"n_games": {"train": 1, "valid": 1, "test": 1}, "cache_dir": TMP_CACHE},
+    "agentgym/WebShop-": {"data_dir": str(SHARED_DATA / "webshop")},
+    "agentgym/ALFWorld-": {
+        "data_dir": str(SHARED_DATA / "alfworld"),
+        "split": "valid_seen",
+        "cache_dir": TMP_CACHE,
+    },
+}
+
+#: actions no environment may accept: empty, blank, control bytes, far beyond the action space
+MALFORMED: list[Any] = ["", "   \n\t", "\x00\x01\x02", "\x00" * 100_000, 42, None]
+
+ENV_IDS = [e.id for e in registry.entries()]
+
+
+def cheap_kwargs(env_id: str, cache_dir: Path) -> dict[str, Any]:
+    """The kwargs of the longest matching prefix, with TMP_CACHE replaced by ``cache_dir``."""
+    matches = [p for p in CHEAP_KWARGS if env_id.startswith(p)]
+    if not matches:
+        return {}
+    kwargs = CHEAP_KWARGS[max(matches, key=len)]
+    return {k: (str(cache_dir) if v is TMP_CACHE else v) for k, v in kwargs.items()}
+
+
+def make_or_skip(env_id: str, cache_dir: Path):
+    try:
+        env = agentgym.make(env_id, **cheap_kwargs(env_id, cache_dir))
+        env.reset(seed=0)
+    except DataNotFoundError as exc:
+        pytest.skip(f"{env_id}: data or engine missing: {exc}")
+    return env
+
+
+def test_some_envs_are_registered():
+    assert ENV_IDS, f"no environments registered; entry points that failed: {registry.load_errors}"
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_check_env(env_id, env_cache_dir):
+    env = make_or_skip(env_id, env_cache_dir)
+    check_env(env.unwrapped)
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_malformed_actions_are_observations(env_id, env_cache_dir):
+    env = make_or_skip(env_id, env_cache_dir)
+    env.reset(seed=0)
+    for action in MALFORMED:
+        obs, reward, terminated, truncated, info = env.step(action)
+        shown = repr(action)[:40]
+        assert isinstance(obs, str) and obs, f"{env_id}: empty observation for {shown}"
+        assert info.get("valid_action") is False, f"{env_id}: {shown} was accepted"
+        assert float(reward) == float(reward) and isinstance(terminated, bool) and isinstance(truncated, bool)
+        if terminated or truncated:
+            env.reset(seed=0)
+    env.close()
