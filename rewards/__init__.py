@@ -1,0 +1,80 @@
+"""Credit modules and advantage estimators: turning multi-turn trajectories into per-turn credit.
+
+Two stages (see :mod:`rewards.base`): a **credit module** maps a group of trajectories (the G
+rollouts of one task, equal ``group_id``) to one reward per turn; an **estimator** maps
+``(group, rewards)`` to one advantage per turn; :func:`broadcast` puts advantages on the action
+tokens (0 on env tokens). :class:`Credit` runs both and writes ``raw_reward``, ``shaped_reward``,
+``advantage`` and extras (``turn.credit``) onto every turn. The order is fixed and tested:
+gate → weight (inside modules, on raw rewards) → group-normalise → discount (estimators) → broadcast.
+
+Specs. ``make(spec, **config)`` builds either kind from a spec string, a Python call expression:
+positional arguments are sub-modules, keywords are config literals.
+
+========================  =============================================================
+credit modules            ``outcome`` · ``discounted_outcome`` · ``env`` · ``valid`` ·
+                          ``progress`` · ``gated(dense, ...)`` (G-RA) · ``spa`` · ``igpo`` ·
+                          ``oprl`` (iStar implicit PRM)
+estimators                ``grpo`` · ``rloo`` · ``gae`` · ``turn_grpo`` (= ``igpo_joint``) ·
+                          ``pure`` (min-form) · ``gigpo`` (anchor states) · ``istar``
+                          (= ``oprl_sum``, episode + step)
+========================  =============================================================
+
+``make("gated(valid, spa, delta=[1.0, 0.5])", spa={"beta": 0.2}, model=m, tokenizer=tok)`` gates a
+validity bonus by the outcome and SPA by both. Configs are typed dataclasses checked at
+construction; an unknown key fails listing the valid ones, an unknown name lists the known
+names (:func:`available`). Runtime objects (``model``, ``tokenizer``, ``prm``) go to the modules
+that take them. ``agentgym credit TRAJ.jsonl --module SPEC --estimator NAME`` re-scores saved
+trajectories (:mod:`rewards.cli`).
+
+Failed trajectories (``traj.failed``) get reward 0 and advantage 0 and are left out of every
+group statistic. torch/transformers are imported only by the model-based modules.
+"""
+
+from __future__ import annotations
+
+from rewards.base import (
+    CreditModule,
+    Estimator,
+    TurnScores,
+    group_trajectories,
+    trajectory_outcome,
+)
+from rewards.broadcast import broadcast, broadcast_mask, mask_spans, place_at_end
+from rewards.pipeline import Credit, CreditResult, write_credit
+from rewards.registry import available, entries, lookup, make, parse_spec, register
+
+
+def credit(module: str, estimator: str | None = None, *, group_by: str = "group_id", **kwargs) -> Credit:
+    """A :class:`Credit` pipeline from a module spec and an estimator spec (the module's default if None).
+
+    ``kwargs`` go to the module (config and resources); give estimator config in the spec string,
+    e.g. ``credit("outcome", "grpo(norm_by_std=False)")``.
+    """
+    mod = make(module, **kwargs)
+    est = make(estimator or mod.default_estimator)
+    if not isinstance(mod, CreditModule) or not isinstance(est, Estimator):
+        raise TypeError(f"credit({module!r}, {estimator!r}): expected a module spec then an estimator spec")
+    return Credit(mod, est, group_by=group_by)
+
+
+__all__ = [
+    "Credit",
+    "CreditModule",
+    "CreditResult",
+    "Estimator",
+    "TurnScores",
+    "available",
+    "broadcast",
+    "broadcast_mask",
+    "credit",
+    "entries",
+    "group_trajectories",
+    "lookup",
+    "make",
+    "mask_spans",
+    "parse_spec",
+    "place_at_end",
+    "register",
+    "trajectory_outcome",
+    "write_credit",
+]

@@ -1,0 +1,76 @@
+"""GiGPO, group-in-group policy optimisation (Feng et al., arXiv 2505.10978).
+
+Two levels of baseline. Episode level: ``A^E_i = R_i - μ_g`` (÷ (σ_g + ε) in ``mean_std_norm``)
+with ``R_i = Σ_t r_{i,t}``. Step level: the turns of a group that acted from the same state (equal
+``state_key``) form an anchor group; within it the discounted returns
+``G_{i,t} = Σ_{k≥t} γ^{k-t} r_{i,k}`` are normalised the same way → ``A^S``. ``A = A^E + w A^S``,
+constant over a turn. A singleton anchor has ``A^S = 0``, so without repeated states GiGPO is
+episode-level GRPO.
+
+The state a turn acted from is the state before its action: ``reset_info["state_key"]`` for the
+first turn, the previous turn's ``info["state_key"]`` after that (env infos describe the state
+after the step). Turns with no state key are their own anchor. Unlike the turn-level estimators,
+GiGPO normalises returns (discount, then normalise) by definition.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from agentgym.records import Trajectory
+from rewards.base import Estimator, PerTurn
+from rewards.config import Config, require
+from rewards.registry import register
+from rewards.stats import EPS, Std, discounted_returns, normalise
+
+
+@dataclass(frozen=True)
+class GiGPOConfig(Config):
+    gamma: float = 0.95
+    #: ``mean_norm`` (subtract the mean; verl-agent's WebShop script) or ``mean_std_norm``
+    mode: Literal["mean_norm", "mean_std_norm"] = "mean_norm"
+    #: weight w of the step-level advantage
+    step_weight: float = 1.0
+    std: Std = "unbiased"
+    eps: float = EPS
+    #: info key holding the hashable state description
+    state_key: str = "state_key"
+
+    def check(self) -> None:
+        require(0.0 <= self.gamma <= 1.0, f"gigpo.gamma must be in [0, 1], got {self.gamma}")
+
+
+def anchor_key(traj: Trajectory, t: int, key: str = "state_key") -> Any:
+    """The state key of the state turn ``t`` acted from (None when unknown)."""
+    info = traj.reset_info if t == 0 else traj.turns[t - 1].info
+    value = info.get(key)
+    return None if value is None else str(value)
+
+
+@register("gigpo")
+class GiGPO(Estimator):
+    """Episode-level group advantage plus a step-level one over anchor states (equal ``state_key``)."""
+
+    Config = GiGPOConfig
+
+    def advantages_live(self, group, rewards, stat_mask, channel) -> PerTurn:
+        c = self.config
+        by_std = c.mode == "mean_std_norm"
+        episode = normalise([sum(row) for row in rewards], by_std=by_std, std=c.std, eps=c.eps)
+        returns = [discounted_returns(row, c.gamma) for row in rewards]
+        anchors: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for i, traj in enumerate(group):
+            for t in range(len(traj.turns)):
+                key = anchor_key(traj, t, c.state_key)
+                if key is not None:
+                    anchors[key].append((i, t))
+        step = [[0.0] * len(row) for row in rewards]
+        for cells in anchors.values():
+            if len(cells) < 2:
+                continue
+            normed = normalise([returns[i][t] for i, t in cells], by_std=by_std, std=c.std, eps=c.eps)
+            for (i, t), v in zip(cells, normed):
+                step[i][t] = v
+        return [[episode[i] + c.step_weight * s for s in step[i]] for i in range(len(group))]

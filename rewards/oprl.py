@@ -1,0 +1,375 @@
+"""OPRL / iStar, online implicit process rewards (Liu et al., arXiv 2509.19199).
+
+An implicit PRM π_φ (a trainable copy of the policy) gives each turn the dense reward
+``r_φ(t) = β Σ_{k∈a_t} [log π_φ(a_{t,k}) − log π_θold(a_{t,k})]`` over the action's tokens, where
+π_θold's log-probs are the rollout's ``turn.logprobs`` (or, when a turn lacks them, a forward of the
+policy passed as ``model``). With ``norm="batch_norm"`` the rewards are divided by the batch's
+``max |reverse cumsum| + 1e-6``. The PRM trains online with a trajectory-level DPO loss: with
+``Q_τ = mean_{t active} r_φ(t)`` and P the (preferred × dispreferred) pairs of each group,
+``L = 1/|P| Σ_P −log σ(Q⁺ − Q⁻)`` (0 when no group mixes successes and failures).
+
+Order is explicit: ``score_then_update`` (default, the official ``update=after``) scores the batch
+with the pre-update weights, then takes the DPO step on that same batch. The estimator ``istar``
+(alias ``oprl_sum``) adds an episode-level advantage to a step-level one over r_φ:
+``A_{i,t} = A^E_i + w A^S_{i,t}``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from agentgym.errors import ConfigError
+from agentgym.records import Trajectory
+from rewards.base import (
+    CreditModule,
+    Estimator,
+    Order,
+    OutcomeSource,
+    PerTurn,
+    TurnScores,
+    group_trajectories,
+    trajectory_outcome,
+)
+from rewards.config import Config, require
+from rewards.lm import ChatEncoder, Encoded, pad_id_of, spans_logprobs
+from rewards.registry import register
+from rewards.stats import EPS, Std, mean_std
+
+
+@dataclass(frozen=True)
+class OPRLConfig(Config):
+    beta: float = 0.05
+    #: ``batch_norm``: divide rewards by the batch max |reverse cumsum| + 1e-6; ``none``: raw
+    norm: Literal["batch_norm", "none"] = "batch_norm"
+    #: Q_τ over active steps: ``mean`` (official code) or ``sum`` (paper [unconfirmed])
+    q_agg: Literal["mean", "sum"] = "mean"
+    #: preferred trajectories: outcome > threshold (``positive``), or the env's ``won``
+    preference: Literal["positive", "won"] = "positive"
+    threshold: float = 0.0
+    source: OutcomeSource = "outcome"
+    lr: float = 1e-6
+    weight_decay: float = 0.01
+    grad_clip: float = 10.0
+    #: optimiser steps per ``update`` call
+    steps_per_update: int = 1
+    #: groups per backward pass (gradient accumulation; official micro-batch 8)
+    micro_batch_groups: int = 8
+    score_batch_size: int = 16
+    order: Order = "score_then_update"
+    #: read π_θold from ``turn.logprobs`` when they match the action tokens
+    use_rollout_logprobs: bool = True
+    system: str | None = None
+    use_rollout_tokens: bool = True
+
+    def check(self) -> None:
+        require(self.beta > 0, f"oprl.beta must be > 0, got {self.beta}")
+        require(self.lr > 0, f"oprl.lr must be > 0, got {self.lr}")
+        require(self.steps_per_update >= 1, "oprl.steps_per_update must be >= 1")
+        require(self.micro_batch_groups >= 1 and self.score_batch_size >= 1, "oprl batch sizes must be >= 1")
+
+
+# ---- pure pieces ------------------------------------------------------------------------------
+def implicit_reward(logratios: Sequence[float], beta: float) -> float:
+    """``β Σ_k log(π_φ / π_old)`` over one action's tokens.
+
+    >>> round(implicit_reward([0.2, -0.1, 0.3], 0.05), 6)
+    0.02
+    """
+    return beta * math.fsum(logratios)
+
+
+def q_value(step_rewards: Any, active: Sequence[bool] | None = None, *, agg: str = "mean") -> Any:
+    """``Q_τ``: mean (or sum) of the active steps' rewards; 0 when none is active. Works on floats or a tensor.
+
+    >>> q_value([0.1, 0.3, 5.0], [True, True, False])
+    0.2
+    """
+    values = [r for k, r in enumerate(step_rewards) if active is None or active[k]]
+    if not values:
+        return 0.0
+    total = sum(values[1:], values[0])
+    return total / len(values) if agg == "mean" else total
+
+
+def dpo_loss(q_pos: Any, q_neg: Any) -> Any:
+    """Mean of ``−log σ(Q⁺ − Q⁻)`` over pairs (torch tensors of equal shape)."""
+    import torch
+
+    return -torch.nn.functional.logsigmoid(q_pos - q_neg).mean()
+
+
+def preference_pairs(preferred: Sequence[bool]) -> list[tuple[int, int]]:
+    """All (preferred, dispreferred) index pairs of one group.
+
+    >>> preference_pairs([True, False, True])
+    [(0, 1), (2, 1)]
+    """
+    pos = [i for i, p in enumerate(preferred) if p]
+    neg = [i for i, p in enumerate(preferred) if not p]
+    return [(i, j) for i in pos for j in neg]
+
+
+def batch_norm_scale(rows: Sequence[Sequence[float]]) -> float:
+    """``max |Σ_{k≥t} r_k| + 1e-6`` over every turn of every trajectory in the batch."""
+    peak = 0.0
+    for row in rows:
+        acc = 0.0
+        for r in reversed(row):
+            acc += r
+            peak = max(peak, abs(acc))
+    return peak + 1e-6
+
+
+# ---- the module -------------------------------------------------------------------------------
+@register(
+    "oprl",
+    description="OPRL/iStar: implicit PRM step rewards β·Σ log(π_prm/π_old), trained by trajectory DPO",
+)
+class OPRL(CreditModule):
+    """Implicit process rewards from an online-trained PRM (β · log-ratio to the rollout policy)."""
+
+    Config = OPRLConfig
+    resources = ("model", "tokenizer", "prm")
+    default_estimator = "istar"
+
+    def __init__(
+        self, config: OPRLConfig | None = None, *, model: Any = None, tokenizer: Any = None, prm: Any = None
+    ):
+        super().__init__(config)
+        c = self.config
+        if tokenizer is None or (model is None and prm is None):
+            raise ConfigError(
+                "oprl needs tokenizer=<the policy's tokenizer> and model=<the policy (π_θold)>; the PRM is a "
+                "trainable copy of it unless prm=<a causal LM> is given"
+            )
+        self.policy = model
+        self.prm = prm if prm is not None else copy.deepcopy(model)
+        self.prm.eval()
+        self.order = c.order
+        self.version = 0
+        self.encoder = ChatEncoder(tokenizer, system=c.system, use_rollout_tokens=c.use_rollout_tokens)
+        self.pad_id = pad_id_of(tokenizer)
+        self._optimizer: Any = None
+
+    def preferred(self, traj: Trajectory) -> bool:
+        if self.config.preference == "won":
+            return traj.won
+        return trajectory_outcome(traj, self.config.source) > self.config.threshold
+
+    # ---- log-probs ------------------------------------------------------------------------
+    def old_logprobs(self, trajs: Sequence[Trajectory], encoded: Sequence[Encoded]) -> list[list[Any]]:
+        """π_θold log-probs of each action's tokens: the rollout's when they fit, else a policy forward."""
+        import torch
+
+        out: list[list[Any]] = [[None] * len(t.turns) for t in trajs]
+        missing = []
+        for i, (traj, enc) in enumerate(zip(trajs, encoded)):
+            for t, (turn, (start, end)) in enumerate(zip(traj.turns, enc.action_spans)):
+                lp = turn.logprobs
+                if (
+                    self.config.use_rollout_logprobs
+                    and turn.token_ids
+                    and lp is not None
+                    and len(lp) == end - start
+                ):
+                    out[i][t] = torch.as_tensor(lp, dtype=torch.float32)
+                else:
+                    missing.append(i)
+        todo = sorted(set(missing))
+        if todo:
+            if self.policy is None:
+                raise ConfigError(
+                    "oprl: some turns have no rollout log-probs matching their tokens (turn.token_ids + "
+                    "turn.logprobs) and no policy model was given to compute them; pass model=<the policy>"
+                )
+            with torch.no_grad():
+                for k in range(0, len(todo), self.config.score_batch_size):
+                    idx = todo[k : k + self.config.score_batch_size]
+                    lps = spans_logprobs(
+                        self.policy,
+                        [encoded[i].input_ids for i in idx],
+                        [encoded[i].action_spans for i in idx],
+                        pad_id=self.pad_id,
+                    )
+                    for i, parts in zip(idx, lps):
+                        for t, part in enumerate(parts):
+                            if out[i][t] is None:
+                                out[i][t] = part.float().cpu()
+        return out
+
+    def _step_rewards(self, encoded: Sequence[Encoded], old: Sequence[Sequence[Any]]) -> list[Any]:
+        """``β Σ (log π_φ − log π_old)`` per turn, one tensor per trajectory (grad flows to the PRM)."""
+        import torch
+
+        lps = spans_logprobs(
+            self.prm, [e.input_ids for e in encoded], [e.action_spans for e in encoded], pad_id=self.pad_id
+        )
+        out = []
+        for parts, olds in zip(lps, old):
+            per_turn = [self.config.beta * (p - o.to(p.device)).sum() for p, o in zip(parts, olds)]
+            out.append(torch.stack(per_turn) if per_turn else torch.zeros(0))
+        return out
+
+    # ---- scoring --------------------------------------------------------------------------
+    def score_live_batch(self, groups: Sequence[list[Trajectory]]) -> list[TurnScores]:
+        import torch
+
+        flat = [t for g in groups for t in g]
+        rewards: list[list[float]] = [[] for _ in flat]
+        live = [i for i, t in enumerate(flat) if t.turns]
+        with torch.no_grad():
+            for k in range(0, len(live), self.config.score_batch_size):
+                idx = live[k : k + self.config.score_batch_size]
+                encoded = [self.encoder.encode(flat[i]) for i in idx]
+                old = self.old_logprobs([flat[i] for i in idx], encoded)
+                for i, r in zip(idx, self._step_rewards(encoded, old)):
+                    rewards[i] = r.tolist()
+        scale = batch_norm_scale(rewards) if self.config.norm == "batch_norm" else 1.0
+        out, k = [], 0
+        for g in groups:
+            rows, extras = [], []
+            for _ in g:
+                raw = rewards[k]
+                k += 1
+                rows.append([r / scale for r in raw])
+                extras.append([{"prm_reward": r, "prm_version": self.version} for r in raw])
+            out.append(TurnScores.build(g, rows, extras=extras, metrics={"oprl/scale": scale}))
+        return out
+
+    # ---- training -------------------------------------------------------------------------
+    def update(
+        self, batch: Sequence[Trajectory], *, groups: Sequence[Sequence[Trajectory]] | None = None
+    ) -> dict[str, float]:
+        """DPO steps on the (success × failure) pairs of each group of ``batch``; returns metrics.
+
+        ``groups`` (default: by ``group_id``) say which trajectories may be paired.
+        """
+        import torch
+
+        c = self.config
+        if groups is None:
+            groups = group_trajectories(batch)
+        groups = [[t for t in g if not t.failed] for g in groups]
+        groups = [g for g in groups if g]
+        mixed = []
+        for g in groups:
+            pairs = preference_pairs([self.preferred(t) for t in g])
+            if pairs:
+                mixed.append((g, pairs))
+        metrics = {
+            "oprl/mixed_group_frac": len(mixed) / len(groups) if groups else 0.0,
+            "oprl/pairs": float(sum(len(p) for _, p in mixed)),
+        }
+        if not mixed:  # every group all-success or all-failure: no preference, no gradient
+            return {
+                **metrics,
+                "oprl/dpo_loss": 0.0,
+                "oprl/pair_acc": 0.0,
+                "oprl/version": float(self.version),
+            }
+        if self._optimizer is None:
+            self._optimizer = torch.optim.AdamW(self.prm.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        prepared = []
+        for g, pairs in mixed:
+            encoded = [self.encoder.encode(t) for t in g]
+            prepared.append((g, pairs, encoded, self.old_logprobs(g, encoded)))
+        n_pairs = sum(len(p) for _, p in mixed)
+        self.prm.train()
+        for _ in range(c.steps_per_update):
+            self._optimizer.zero_grad()
+            loss_total, correct = 0.0, 0
+            for k in range(0, len(prepared), c.micro_batch_groups):
+                loss, n_right = self._micro_batch(prepared[k : k + c.micro_batch_groups], n_pairs)
+                loss.backward()
+                loss_total += loss.item()
+                correct += n_right
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.prm.parameters(), c.grad_clip)
+            self._optimizer.step()
+        self.prm.eval()
+        self.version += 1
+        return {
+            **metrics,
+            "oprl/dpo_loss": loss_total,
+            "oprl/pair_acc": correct / n_pairs,
+            "oprl/grad_norm": float(grad_norm),
+            "oprl/version": float(self.version),
+        }
+
+    def _micro_batch(self, prepared: list, n_pairs: int) -> tuple[Any, int]:
+        """Summed pair losses of some groups, divided by the batch's pair count (for accumulation)."""
+        import torch
+
+        encoded = [e for _, _, enc, _ in prepared for e in enc]
+        old = [o for _, _, _, olds in prepared for o in olds]
+        step = self._step_rewards(encoded, old)
+        q_all = [
+            q_value(r, [end > start for start, end in e.action_spans], agg=self.config.q_agg)
+            if r.numel()
+            else r.new_zeros(())
+            for r, e in zip(step, encoded)
+        ]
+        pos, neg, offset = [], [], 0
+        for g, pairs, _, _ in prepared:
+            pos += [q_all[offset + i] for i, _ in pairs]
+            neg += [q_all[offset + j] for _, j in pairs]
+            offset += len(g)
+        q_pos, q_neg = torch.stack(pos), torch.stack(neg)
+        loss = dpo_loss(q_pos, q_neg) * (len(pos) / n_pairs)
+        return loss, int((q_pos > q_neg).sum())
+
+
+# ---- the estimator ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class IStarConfig(Config):
+    #: episode advantage: ``rloo`` (N/(N-1)(R - mean)), ``grpo_mean`` (R - mean), ``grpo_std`` (÷ (σ + ε))
+    episode: Literal["rloo", "grpo_mean", "grpo_std"] = "rloo"
+    #: weight w of the step advantage
+    step_weight: float = 1.0
+    #: step baseline over each trajectory's first step (official code) or all steps
+    step_baseline: Literal["first_step", "all_steps"] = "first_step"
+    use_process_only: bool = False
+    source: OutcomeSource = "outcome"
+    #: subtracted from an invalid step's outcome slot (not from r_φ)
+    invalid_penalty: float = 0.1
+    std: Std = "unbiased"
+    eps: float = EPS
+
+
+def _relative(x: float, values: Sequence[float], mode: str, std: Std, eps: float) -> float:
+    """``x`` against the baseline set ``values`` in the chosen form."""
+    mu, sigma = mean_std(values, std=std)
+    n = len(values)
+    if mode == "rloo":
+        return (x - mu) * (n / (n - 1) if n > 1 else 1.0)
+    if mode == "grpo_std":
+        return (x - mu) / (sigma + eps)
+    return x - mu
+
+
+@register("istar", aliases=("oprl_sum",))
+class IStar(Estimator):
+    """Episode advantage on the outcome plus w × step advantage on the dense rewards (iStar)."""
+
+    Config = IStarConfig
+
+    def advantages_live(self, group, rewards, stat_mask, channel) -> PerTurn:
+        c = self.config
+        outcomes = [trajectory_outcome(t, c.source) for t in group]
+        if c.step_baseline == "first_step":
+            baseline = [row[0] for row in rewards if row]
+        else:
+            baseline = [r for row in rewards for r in row]
+        out = []
+        for traj, row, outcome in zip(group, rewards, outcomes):
+            adv = []
+            for turn, r in zip(traj.turns, row):
+                slot = outcome - (0.0 if turn.valid_action else c.invalid_penalty)
+                a_e = 0.0 if c.use_process_only else _relative(slot, outcomes, c.episode, c.std, c.eps)
+                a_s = _relative(r, baseline, c.episode, c.std, c.eps) if baseline else 0.0
+                adv.append(a_e + c.step_weight * a_s)
+            out.append(adv)
+        return out
