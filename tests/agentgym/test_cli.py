@@ -108,3 +108,27 @@ def test_installed_console_script_runs():
         pytest.skip("agentgym console script not installed (pip install -e .)")
     res = subprocess.run([exe, "envs"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "countdown" in res.stdout
+
+
+def test_play_lets_a_human_win_from_the_terminal():
+    exe = shutil.which("agentgym")
+    if exe is None:
+        pytest.skip("agentgym console script not installed (pip install -e .)")
+    # countdown-test-1 starts at 2: one typed command and one numbered pick ("1" = dec)
+    res = subprocess.run(
+        [exe, "play", "countdown", "--split", "test", "--index", "1"],
+        input="dec\n1\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "The counter shows 2." in res.stdout and "won" in res.stdout
+
+
+def test_play_stops_cleanly_at_end_of_input():
+    exe = shutil.which("agentgym")
+    if exe is None:
+        pytest.skip("agentgym console script not installed (pip install -e .)")
+    res = subprocess.run([exe, "play", "countdown"], input="", capture_output=True, text=True, timeout=120)
+    assert res.returncode == 130 and "stopped" in res.stderr
