@@ -73,6 +73,16 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases")
     p.add_argument("--no-tensorboard", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--dry-run", action="store_true", help="--backend verl: print the verl command, run nothing"
+    )
+    p.add_argument(
+        "--launch",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="--backend verl: a VerlLaunch field (train_files, n_gpus_per_node, nnodes, rollout, ...)",
+    )
     p.set_defaults(func=cmd_train)
 
 
@@ -120,10 +130,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from trainers.local import LocalTrainer
 
     if args.backend == "verl":
-        raise ConfigError(
-            "--backend verl is not available yet (the verl plugin is not installed in this build); "
-            "use --backend local (the embedded trainer)"
-        )
+        return cmd_train_verl(args)
+    if args.dry_run or args.launch:
+        raise ConfigError("--dry-run and --launch apply to --backend verl only")
     cfg = config_from_args(args)
     out = args.out or f"runs/{cfg.env.replace('/', '_')}-{cfg.algo}-seed{cfg.seed}"
     console = Console()
@@ -140,3 +149,26 @@ def cmd_train(args: argparse.Namespace) -> int:
             highlight=False,
         )
     return 0
+
+
+def cmd_train_verl(args: argparse.Namespace) -> int:
+    """Build (and unless ``--dry-run``, run) ``python -m verl.trainer.main_ppo`` for the run."""
+    import subprocess
+    import sys
+
+    from trainers.verl.launch import VerlLaunch, format_command, verl_command
+
+    settings = _parse_pairs(args.settings, "--set")
+    # verl plays the full history and runs RL only: drop the embedded default's window and SFT
+    # warm start unless the user asked for them (then hydra_overrides explains the error)
+    if "context" not in settings:
+        args.settings = [*args.settings, "context=full"]
+    if args.sft_steps is None and "sft_steps" not in settings:
+        args.settings = [*args.settings, "sft_steps=0"]
+    cfg = config_from_args(args)
+    launch = VerlLaunch.from_dict(_parse_pairs(args.launch, "--launch"))
+    argv = verl_command(cfg, launch, python=sys.executable if not args.dry_run else "python3")
+    if args.dry_run:
+        print(format_command(argv))
+        return 0
+    return subprocess.call(argv)

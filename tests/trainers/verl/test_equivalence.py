@@ -1,0 +1,160 @@
+"""The verl path gives the embedded trainer's per-token advantages, for every credit module.
+
+One batch of real episodes comes out of verl's AgentLoopWorker (countdown, scripted actions so the
+groups mix wins, losses and invalid actions). Embedded side: the embedded trainer's credit builder
+(:func:`trainers.local.credit.build_credit`) writes per-turn advantages, put on each turn's action
+tokens. verl side: model-free modules go agent-loop rewards → per-token ``rm_scores`` → verl's
+``compute_advantage`` with the registered ``agentgym_*`` estimator; the others go through the
+``agentgym_sync`` trainer's pure part on the trajectories rebuilt from ``extra_fields``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("verl", reason="verl is not installed: pip install 'agentgym[verl]'")
+
+import rewards  # noqa: E402
+import trainers.verl.plugin  # noqa: E402,F401
+from trainers.local import TrainConfig  # noqa: E402
+from trainers.local.credit import build_credit as embedded_credit  # noqa: E402
+from trainers.verl.agent_loop import episode_turn_rewards, per_token_rewards  # noqa: E402
+from trainers.verl.launch import (
+    credit_route,  # noqa: E402
+    hydra_value,  # noqa: E402
+)
+from trainers.verl.local_client import ScriptedClient  # noqa: E402
+from trainers.verl.trainer import build_credit, credit_advantages, trajectories_from_fields  # noqa: E402
+
+NATIVE_CASES = [
+    ("outcome", "grpo"),
+    ("outcome", "rloo"),
+    ("outcome", "turn_grpo(gamma=0.9)"),
+    ("discounted_outcome", "turn_grpo(gamma=0.0)"),
+    ("env", "pure"),
+    ("valid(invalid_value=-0.2)", "turn_grpo"),
+    ("progress", "grpo(norm_by_std=False)"),
+    ("gated(valid, delta=1.0)", "turn_grpo(gamma=0.95)"),
+]
+SUBCLASS_CASES = [
+    ("outcome", "gigpo"),
+    ("valid", "istar"),
+    ("spa(lr=1e-3, batch_size=4)", "turn_grpo"),
+    ("oprl(lr=1e-3)", "istar"),
+    ("igpo(scoring='batched')", "turn_grpo"),
+]
+
+
+@pytest.fixture(scope="module")
+def batch(loop_config, tiny_base, rows):
+    from verl.experimental.agent_loop.agent_loop import AgentLoopWorker
+
+    _, tok = tiny_base
+    client = ScriptedClient(tok, ["dec", "inc", "jump", "dec", "dec", "dec", "inc"])
+    worker = AgentLoopWorker(loop_config, llm_client=client)
+    out = asyncio.run(worker.generate_sequences(rows(n_tasks=3, repeat=4, kwargs={"n_tasks": 3})))
+    trajs = trajectories_from_fields(_fields(out), _uids())
+    for traj in trajs:  # IGPO needs a reference answer; countdown's is "0"
+        traj.reset_info["ground_truth"] = "0"
+    assert len({t.outcome for t in trajs}) > 1 and any(not t.turns[0].valid_action for t in trajs)
+    return out, trajs
+
+
+def _uids():
+    return [f"task{t}" for t in range(3) for _ in range(4)]
+
+
+def _fields(out):
+    keys = ("agentgym_trajectory", "agentgym_turn_ends", "agentgym_turn_rewards")
+    return [{k: out.non_tensor_batch[k][i] for k in keys} for i in range(len(out))]
+
+
+def embedded_per_token(trajs, module, estimator, mask, model=None, tok=None):
+    cfg = TrainConfig(env="countdown", credit=module, estimator=estimator, context="full")
+    credit = embedded_credit(cfg, model, tok)
+    trajs = copy.deepcopy(trajs)
+    credit.assign(trajs)
+    per_turn = [[t.advantage for t in traj.turns] for traj in trajs]
+    return rewards.broadcast_mask(per_turn, mask)
+
+
+@pytest.mark.parametrize(("module", "estimator"), NATIVE_CASES)
+def test_native_estimators_match_embedded(batch, module, estimator):
+    from omegaconf import OmegaConf
+    from verl import DataProto
+    from verl.trainer.ppo.ray_trainer import compute_advantage
+
+    out, trajs = batch
+    mask = out.batch["response_mask"]
+    cfg = TrainConfig(env="countdown", credit=module, estimator=estimator, context="full", model="/m")
+    adv_name, mode, stat_turns = credit_route(cfg)
+    assert mode == "sync" and adv_name.startswith("agentgym_")
+    credit_module = rewards.make(module)
+    scores = torch.stack(
+        [
+            per_token_rewards(episode_turn_rewards(credit_module, traj), ends, mask.shape[1])
+            for traj, ends in zip(trajs, out.non_tensor_batch["agentgym_turn_ends"])
+        ]
+    )
+    data = DataProto.from_dict(
+        tensors={"token_level_rewards": scores, "response_mask": mask},
+        non_tensors={"uid": np.array(_uids(), dtype=object)},
+    )
+    algo = OmegaConf.create({"agentgym": {"estimator": estimator, "stat_turns": stat_turns}})
+    got = compute_advantage(data, adv_estimator=adv_name, config=algo).batch["advantages"]
+    want = embedded_per_token(trajs, module, estimator, mask)
+    assert torch.allclose(got.double(), want.double(), atol=1e-5)
+    assert got[mask == 0].abs().sum() == 0
+
+
+@pytest.mark.parametrize(("module", "estimator"), SUBCLASS_CASES)
+def test_trainer_subclass_matches_embedded(batch, compose, tiny_dir, tiny_base, module, estimator):
+    out, trajs = batch
+    mask = out.batch["response_mask"]
+    cfg = TrainConfig(env="countdown", credit=module, estimator=estimator, context="full", model="/m")
+    assert credit_route(cfg)[1] == "agentgym_sync"
+    model, tok = tiny_base
+    config = compose(
+        [
+            f"actor_rollout_ref.model.path={tiny_dir}",
+            "actor_rollout_ref.rollout.name=vllm",
+            f"+agentgym.credit={hydra_value(module)}",
+            f"+algorithm.agentgym.estimator={hydra_value(estimator)}",
+        ]
+    )
+    torch.manual_seed(0)
+    verl_credit = build_credit(config, model=copy.deepcopy(model), tokenizer=tok)
+    got, _ = credit_advantages(mask, copy.deepcopy(trajs), verl_credit)
+    torch.manual_seed(0)
+    want = embedded_per_token(trajs, module, estimator, mask, copy.deepcopy(model), tok)
+    assert torch.allclose(torch.as_tensor(got).double(), want.double(), atol=1e-5)
+    assert float(torch.as_tensor(got).abs().sum()) > 0
+
+
+@pytest.mark.parametrize(
+    ("section", "match"),
+    [
+        ({"estimator": "rloo"}, "does not match"),
+        ({"stat_turn": "last"}, "unknown key"),
+        ({"stat_turns": "first"}, "stat_turns must be"),
+    ],
+)
+def test_estimator_config_errors_name_the_fix(section, match):
+    from omegaconf import OmegaConf
+    from verl.trainer.ppo.core_algos import get_adv_estimator_fn
+
+    from agentgym.errors import ConfigError
+
+    fn = get_adv_estimator_fn("agentgym_grpo")
+    with pytest.raises(ConfigError, match=match):
+        fn(
+            torch.zeros(2, 3),
+            torch.ones(2, 3),
+            config=OmegaConf.create({"agentgym": section}),
+            index=["a", "a"],
+        )

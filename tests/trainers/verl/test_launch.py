@@ -1,0 +1,112 @@
+"""``agentgym train --backend verl --dry-run`` and ``agentgym export verl``, checked against real verl."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+pytest.importorskip("verl", reason="verl is not installed: pip install 'agentgym[verl]'")
+
+from agentgym.errors import ConfigError  # noqa: E402
+from trainers.local import TrainConfig  # noqa: E402
+from trainers.verl.launch import VerlLaunch, hydra_overrides, verl_command  # noqa: E402
+
+
+def _dry_run(capsys, *argv):
+    import argparse
+
+    from trainers.cli import add_cli
+
+    parser = argparse.ArgumentParser()
+    add_cli(parser.add_subparsers())
+    args = parser.parse_args(["train", *argv])
+    assert args.func(args) == 0
+    return capsys.readouterr().out
+
+
+def test_dry_run_command_composes_in_verls_hydra_config(capsys, compose):
+    text = _dry_run(
+        capsys,
+        "textworld-coin",
+        "--backend=verl",
+        "--dry-run",
+        "--model=/models/Qwen2.5-1.5B-Instruct",
+        "--credit=gated(valid(value=0.2), delta=1.0)",
+        "--estimator=turn_grpo(gamma=0.9)",
+        "--steps=7",
+        "--set=group_size=8",
+        "--set=kl_coef=0.05",
+        "--env-arg=difficulty=easy",
+        "--launch=n_gpus_per_node=8",
+        "--launch=rollout=sglang",
+    )
+    argv = shlex.split(text.replace("\\\n", " "))
+    assert argv[:3] == ["python3", "-m", "verl.trainer.main_ppo"]
+    cfg = compose(argv[3:])
+    assert cfg.algorithm.adv_estimator == "agentgym_turn_grpo"
+    assert cfg.algorithm.agentgym.estimator == "turn_grpo(gamma=0.9)"
+    assert cfg.algorithm.agentgym.stat_turns == "all"
+    assert cfg.agentgym.credit == "gated(valid(value=0.2), delta=1.0)"
+    # the embedded default's env kwargs for textworld-coin, with --env-arg on top
+    assert cfg.agentgym.env_kwargs.difficulty == "easy" and cfg.agentgym.env_kwargs.n_games.test == 20
+    assert cfg.actor_rollout_ref.rollout.n == 8 and cfg.actor_rollout_ref.rollout.name == "sglang"
+    assert cfg.actor_rollout_ref.rollout.agent.default_agent_loop == "agentgym"
+    assert cfg.actor_rollout_ref.actor.use_kl_loss and cfg.actor_rollout_ref.actor.kl_loss_coef == 0.05
+    assert cfg.trainer.total_training_steps == 7 and cfg.trainer.n_gpus_per_node == 8
+    assert list(cfg.trainer.logger) == ["console"] and cfg.trainer.v1.trainer_mode == "sync"
+    # the prompt/response budgets reach the rollout through verl's own interpolation
+    assert cfg.actor_rollout_ref.rollout.response_length == cfg.data.max_response_length == 4096
+
+
+def test_side_model_modules_select_the_trainer_subclass(compose):
+    cfg = TrainConfig(env="alfworld", model="/m", credit="spa", context="full", group_size=4)
+    composed = compose(hydra_overrides(cfg, VerlLaunch(nnodes=2)))
+    assert composed.trainer.v1.trainer_mode == "agentgym_sync" and composed.trainer.nnodes == 2
+    ppo = compose(hydra_overrides(cfg.replace(algo="ppo", credit="outcome"), VerlLaunch()))
+    assert ppo.algorithm.adv_estimator == "gae" and ppo.trainer.v1.trainer_mode == "sync"
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [({"model": "tiny"}, "--model PATH"), ({"context": "window"}, "full history"), ({"sft_steps": 5}, "SFT")],
+)
+def test_unsupported_settings_fail_with_the_fix(changes, match):
+    cfg = TrainConfig(**{"env": "countdown", "model": "/m", "context": "full", **changes})
+    with pytest.raises(ConfigError, match=match):
+        verl_command(cfg)
+
+
+def test_launch_config_rejects_unknown_keys():
+    with pytest.raises(ConfigError, match="unknown key"):
+        VerlLaunch.from_dict({"n_gpu": 8})
+
+
+def test_export_rows_load_in_verls_dataset(tmp_path, tiny_dir, compose, capsys):
+    import argparse
+
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+    from verl.utils.tokenizer import hf_tokenizer
+
+    from trainers.verl.cli import add_cli
+
+    parser = argparse.ArgumentParser()
+    add_cli(parser.add_subparsers())
+    out = tmp_path / "train.parquet"
+    args = parser.parse_args(
+        ["export", "verl", "countdown", "--split", "test", "--out", str(out), "--env-arg", "n_tasks=3"]
+    )
+    assert args.func(args) == 0 and "wrote 3 test tasks" in capsys.readouterr().out
+    cfg = compose([f"actor_rollout_ref.model.path={tiny_dir}", "actor_rollout_ref.rollout.name=vllm"])
+    dataset = RLHFDataset(data_files=[str(out)], tokenizer=hf_tokenizer(tiny_dir), config=cfg.data)
+    assert len(dataset) == 3
+    row = dataset[2]
+    assert row["agent_name"] == "agentgym" and row["data_source"] == "agentgym/Countdown-v0"
+    info = row["extra_info"]
+    assert (info["env_id"], info["task_id"], info["seed"], info["index"]) == (
+        "agentgym/Countdown-v0",
+        "countdown-test-2",
+        2,
+        2,
+    )
+    assert row["raw_prompt"][-1]["content"] == "Your task is to reach 0. The counter shows 3."

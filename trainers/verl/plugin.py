@@ -1,0 +1,55 @@
+"""verl plugin entry point (``verl.plugins``: ``agentgym = "trainers.verl.plugin"``).
+
+``import verl`` imports this module in every process (driver, TaskRunner, Ray workers). It
+registers, once per process:
+
+* the agent loop ``agentgym`` (:class:`trainers.verl.agent_loop.AgentGymAgentLoop`);
+* the advantage estimators ``agentgym_grpo``, ``agentgym_rloo``, ``agentgym_turn_grpo``,
+  ``agentgym_pure`` (:mod:`trainers.verl.estimators`);
+* the trainer ``agentgym_sync`` (:mod:`trainers.verl.trainer`) for credit that needs more than an
+  estimator receives (SPA / OPRL side models, IGPO scoring, GiGPO state keys, iStar).
+
+No env and no CUDA is imported here. verl skips a plugin that raises on import silently, so
+:func:`check_registered` runs at the end and the trainer calls it again at start-up.
+"""
+
+from __future__ import annotations
+
+from verl.experimental.agent_loop.agent_loop import _agent_loop_registry, register
+from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est
+
+from trainers.verl.agent_loop import AGENT_NAME, AgentGymAgentLoop
+from trainers.verl.estimators import NATIVE_ESTIMATORS, make_verl_estimator
+from trainers.verl.trainer import TRAINER_NAME, AgentGymTrainer
+
+__all__ = ["ESTIMATOR_NAMES", "check_registered"]
+
+ESTIMATOR_NAMES = tuple(NATIVE_ESTIMATORS)
+
+
+def _register() -> None:
+    # the registries reject a name re-bound to another object: bind each name once per process
+    for name in ESTIMATOR_NAMES:
+        if name not in ADV_ESTIMATOR_REGISTRY:
+            register_adv_est(name)(make_verl_estimator(name))
+    if AGENT_NAME not in _agent_loop_registry:
+        register(AGENT_NAME)(AgentGymAgentLoop)
+
+
+def check_registered() -> None:
+    """Raise a RuntimeError naming what is missing from verl's registries."""
+    from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY
+
+    missing = [n for n in ESTIMATOR_NAMES if n not in ADV_ESTIMATOR_REGISTRY]
+    if _agent_loop_registry.get(AGENT_NAME, {}).get("_target_") != (
+        f"{AgentGymAgentLoop.__module__}.{AgentGymAgentLoop.__qualname__}"
+    ):
+        missing.append(f"agent loop {AGENT_NAME!r}")
+    if TRAINER_REGISTRY.get(TRAINER_NAME) is not AgentGymTrainer:
+        missing.append(f"trainer {TRAINER_NAME!r}")
+    if missing:
+        raise RuntimeError(f"agentgym verl plugin: not registered in verl: {missing}")
+
+
+_register()
+check_registered()

@@ -1,0 +1,135 @@
+"""The ``agentgym_sync`` trainer: verl's sync PPO trainer with agentgym's full credit pipeline.
+
+Used only where a credit module needs more than a verl estimator receives: side models (SPA's
+progress estimator, OPRL's implicit PRM), IGPO's teacher-forced scoring, and estimators that read
+the trajectory (GiGPO's ``state_key`` anchors, iStar's outcome and validity). Select it with
+``trainer.v1.trainer_mode=agentgym_sync``.
+
+:meth:`AgentGymTrainer._compute_advantage` reads ``extra_fields`` next to the usual fields, rebuilds
+each episode's :class:`~agentgym.records.Trajectory` (the agent loop serialised it there), runs the
+same :class:`rewards.Credit` the embedded trainer runs (side models train inside it, in their
+declared order), and broadcasts the per-turn advantages onto each turn's action tokens with
+:func:`rewards.broadcast_mask` — the shared function. :func:`credit_advantages` is that pure part.
+
+Side models live in the trainer process: ``agentgym.side_model`` (a checkpoint dir; default the
+actor's ``model.path``) is loaded once with transformers. IGPO therefore scores with a frozen copy
+of the initial actor, not the live one (a flagged deviation from the embedded trainer).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from verl.trainer.ppo.v1.trainer_base import register_trainer
+from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
+
+import rewards
+from agentgym.records import Trajectory
+
+TRAINER_NAME = "agentgym_sync"
+
+
+def trajectories_from_fields(extra_fields: Sequence[dict[str, Any]], uids: Sequence[Any]) -> list[Trajectory]:
+    """The trajectories the agent loop serialised into ``extra_fields`` (grouped by ``uid``)."""
+    out = []
+    for i, (fields, uid) in enumerate(zip(extra_fields, uids)):
+        raw = (fields or {}).get("agentgym_trajectory")
+        if raw is None:
+            raise ValueError(
+                f"row {i} has no extra_fields['agentgym_trajectory']; the rollout must use the "
+                "'agentgym' agent loop (actor_rollout_ref.rollout.agent.default_agent_loop=agentgym)"
+            )
+        traj = Trajectory.from_dict(json.loads(raw) if isinstance(raw, str) else raw)
+        traj.group_id = str(uid)
+        out.append(traj)
+    return out
+
+
+def credit_advantages(
+    response_mask: Any, trajectories: Sequence[Trajectory], credit: rewards.Credit
+) -> tuple[Any, dict[str, float]]:
+    """Per-token advantages ``[B, R]`` (the credit pipeline per turn, broadcast onto action tokens)
+    and the pipeline's metrics."""
+    result = credit.assign(list(trajectories))
+    per_turn = []
+    for i, traj in enumerate(trajectories):
+        if traj.failed:
+            per_turn.append([])  # its mask is all zero (see the agent loop)
+            continue
+        runs = len(rewards.mask_spans(response_mask[i]))
+        if runs != len(traj.turns):
+            raise ValueError(
+                f"row {i}: {runs} runs of action tokens but {len(traj.turns)} turns in the trajectory"
+            )
+        per_turn.append([t.advantage or 0.0 for t in traj.turns])
+    return rewards.broadcast_mask(per_turn, response_mask), result.metrics
+
+
+def build_credit(config: Any, *, model: Any = None, tokenizer: Any = None) -> rewards.Credit:
+    """The :class:`rewards.Credit` that ``agentgym.credit`` and ``algorithm.agentgym.estimator`` name."""
+    from rewards.registry import resources_of
+    from trainers.verl.agent_loop import loop_settings
+
+    settings = loop_settings(config)
+    spec = str(settings["credit"])
+    wanted = resources_of(spec)
+    resources = {k: v for k, v in {"model": model, "tokenizer": tokenizer}.items() if k in wanted}
+    module = rewards.make(spec, **settings["credit_kwargs"], **resources)
+    algo = config.algorithm.get("agentgym", None) or {}
+    est_spec = algo.get("estimator") or module.default_estimator
+    estimator = rewards.make(str(est_spec))
+    if not isinstance(module, rewards.CreditModule) or not isinstance(estimator, rewards.Estimator):
+        raise TypeError(f"agentgym.credit={spec!r} must name a credit module and the estimator an estimator")
+    return rewards.Credit(module, estimator)
+
+
+@register_trainer(TRAINER_NAME)
+class AgentGymTrainer(PPOTrainerSync):
+    """Sync PPO trainer whose advantages come from agentgym's credit pipeline (see module docstring)."""
+
+    _credit: rewards.Credit | None = None
+
+    def credit(self) -> rewards.Credit:
+        if self._credit is None:
+            from rewards.registry import resources_of
+            from trainers.verl.agent_loop import loop_settings
+            from trainers.verl.plugin import check_registered
+
+            check_registered()
+            settings = loop_settings(self.config)
+            model = tokenizer = None
+            if resources_of(str(settings["credit"])):
+                from agentgym.models import load_model
+
+                path = settings["side_model"] or self.config.actor_rollout_ref.model.path
+                model, tokenizer = load_model(path, local_files_only=True)
+            self._credit = build_credit(self.config, model=model, tokenizer=tokenizer)
+        return self._credit
+
+    def _compute_advantage(self, batch: Any, metrics: dict) -> Any:
+        import torch
+        import transfer_queue as tq
+        from tensordict import TensorDict
+        from verl.protocol import DataProto
+        from verl.workers.utils.padding import response_to_nested
+
+        fields = ["uid", "response_mask", "extra_fields"]
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
+        nested_mask = data["response_mask"]
+        extra = list(data["extra_fields"])
+        uids = np.array(data.pop("uid").tolist(), dtype=object)
+        padded = DataProto(batch=data.select("response_mask").to_padded_tensor()).batch["response_mask"]
+        trajs = trajectories_from_fields(extra, uids)
+        advantages, credit_metrics = credit_advantages(padded, trajs, self.credit())
+        advantages = advantages.to(torch.float32)
+        metrics.update({f"agentgym/{k}": v for k, v in credit_metrics.items()})
+        output = {
+            "advantages": response_to_nested(advantages, nested_mask),
+            "returns": response_to_nested(advantages.clone(), nested_mask),
+        }
+        return tq.kv_batch_put(
+            keys=batch.keys, partition_id=batch.partition_id, fields=TensorDict(output, batch_size=len(batch))
+        )
