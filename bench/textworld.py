@@ -202,7 +202,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         }
         if args.cache_dir:
             env_kwargs["cache_dir"] = args.cache_dir
-        result["rollout"] = worker_scaling("textworld-cooking", env_kwargs, "test", args.rollout_episodes)
+        result["rollout"] = worker_scaling(
+            "textworld-cooking", env_kwargs, "test", args.rollout_episodes, num_envs=16
+        )
     return result
 
 
