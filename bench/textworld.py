@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--cache-dir", default=None, help="game cache (default: agentgym's cache dir)")
     p.add_argument(
-        "--rollout-episodes", type=int, default=48, help="episodes for the 1 vs 2 workers part (0 = skip)"
+        "--rollout-episodes", type=int, default=64, help="episodes for the 1 vs 2 workers part (0 = skip)"
     )
     args = p.parse_args(argv)
     families = [f for f in args.families.split(",") if f]
