@@ -43,8 +43,13 @@ def _tiny_env(root: Path) -> Path:
     (testbed / "pkg").mkdir(parents=True)
     (testbed / "pkg" / "__init__.py").write_text("def add(a, b):\n    return a + b\n")
     git = ["git", "-c", "user.name=b", "-c", "user.email=b@b", "-C", str(testbed)]
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "base"]):
-        subprocess.run([*git, *args], check=True)
+    fixed = {
+        **os.environ,
+        "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z",
+        "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z",
+    }
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "base"]):
+        subprocess.run([*git, *args], check=True, env=fixed)  # same content every run: one image
     return root
 
 

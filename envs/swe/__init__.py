@@ -1,0 +1,23 @@
+"""SWE sandboxes: repository-repair tasks in Docker or bubblewrap, graded by the SWE-bench rule.
+
+- :mod:`envs.swe.sandbox`   the :class:`~envs.swe.sandbox.Sandbox` interface and its two backends
+- :mod:`envs.swe.tasks`     SWE-bench-schema instances from JSON/JSONL
+- :mod:`envs.swe.generate`  SWE-smith-style task generation from a PyPI sdist
+- :mod:`envs.swe.env`       ``agentgym/SWE-v0`` (alias ``swe``)
+
+Heavy imports (docker) happen only when a sandbox of that backend is made.
+"""
+
+from __future__ import annotations
+
+from agentgym.registry import register
+
+
+def register_envs() -> None:
+    register(
+        id="agentgym/SWE-v0",
+        entry_point="envs.swe.env:SWEEnv",
+        alias="swe",
+        description="fix a repository in a Docker/bubblewrap sandbox; reward = SWE-bench resolved",
+        max_episode_steps=50,
+    )

@@ -1,0 +1,153 @@
+"""Test logs to rewards: the SWE-bench rule and the outcome ladder for gated rewards.
+
+Logs come from ``pytest -rA``; its "short test summary info" section names every test with its
+outcome, keyed by pytest node id (``pkg/tests/test_x.py::test_y[param]``), the one id scheme used
+everywhere here (generation, FAIL_TO_PASS/PASS_TO_PASS, grading).
+
+SWE-bench: a FAIL_TO_PASS test counts when PASSED or XFAIL (skipped or missing = failed); a
+PASS_TO_PASS test also counts when SKIPPED. Resolved (FULL) = every one of both counts → reward 1.
+
+Outcome ladder (``info["outcome"]``/``["outcome_rank"]``): ``no_submit`` 0 < ``empty_patch`` 1 <
+``tests_fail`` 2 (a patch that does not apply lands here too) < ``tests_pass`` 3.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+OUTCOMES = ("no_submit", "empty_patch", "tests_fail", "tests_pass")
+OUTCOME_RANK = {name: i for i, name in enumerate(OUTCOMES)}
+
+_STATUSES = ("PASSED", "FAILED", "ERROR", "SKIPPED", "XFAIL", "XPASS")
+_SUMMARY_HEADER = re.compile(r"^=+ short test summary info =+\s*$", re.M)
+_LINE = re.compile(r"^(PASSED|FAILED|ERROR|XFAIL|XPASS) (.+)$")
+_COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)\b")
+
+
+def parse_pytest_log(log: str) -> dict[str, str]:
+    """``{node id: status}`` from the short test summary of ``pytest -rA`` output.
+
+    >>> parse_pytest_log("== short test summary info ==\\nPASSED a.py::t[x - y]\\nFAILED a.py::u - assert 0")
+    {'a.py::t[x - y]': 'PASSED', 'a.py::u': 'FAILED'}
+    """
+    headers = list(_SUMMARY_HEADER.finditer(log))
+    if not headers:
+        return {}
+    statuses: dict[str, str] = {}
+    for line in log[headers[-1].end() :].splitlines():
+        m = _LINE.match(line)
+        if not m:
+            continue
+        status, nodeid = m.group(1), _node_id(m.group(2))
+        if nodeid and (nodeid not in statuses or status != "PASSED"):
+            statuses[nodeid] = status
+    return statuses
+
+
+def _node_id(rest: str) -> str:
+    """The node id at the start of a summary line (before `` - message``), brackets respected."""
+    depth = 0
+    for i, ch in enumerate(rest):
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth = max(0, depth - 1)
+        elif depth == 0 and rest.startswith(" - ", i):
+            return rest[:i]
+    return rest.strip()
+
+
+def summary_counts(output: str) -> dict[str, int] | None:
+    """Counts from pytest's final line (``3 failed, 10 passed in 0.5s``), or None if there is none."""
+    lines = [
+        ln for ln in output.splitlines() if re.search(r"\b(passed|failed|error|errors|no tests ran)\b", ln)
+    ]
+    for line in reversed(lines):
+        if re.search(r" in [\d.]+s\b", line) or line.startswith("="):
+            counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
+            for n, kind in _COUNTS.findall(line):
+                key = "errors" if kind.startswith("error") else kind
+                counts[key] = counts.get(key, 0) + int(n)
+            return counts
+    return None
+
+
+@dataclass(frozen=True)
+class GradeReport:
+    """How the FAIL_TO_PASS and PASS_TO_PASS tests fared."""
+
+    f2p_passed: int
+    f2p_total: int
+    p2p_passed: int
+    p2p_total: int
+    failed_tests: tuple[str, ...] = ()
+
+    @property
+    def resolved(self) -> bool:
+        return self.f2p_passed == self.f2p_total and self.p2p_passed == self.p2p_total
+
+    @property
+    def status(self) -> str:
+        """SWE-bench's resolution status: FULL, PARTIAL or NO."""
+        if self.resolved:
+            return "FULL"
+        if self.f2p_passed > 0 and self.p2p_passed == self.p2p_total:
+            return "PARTIAL"
+        return "NO"
+
+    @property
+    def f2p_frac(self) -> float:
+        return self.f2p_passed / self.f2p_total if self.f2p_total else 1.0
+
+    @property
+    def p2p_frac(self) -> float:
+        return self.p2p_passed / self.p2p_total if self.p2p_total else 1.0
+
+
+def grade(statuses: dict[str, str], fail_to_pass: Iterable[str], pass_to_pass: Iterable[str]) -> GradeReport:
+    """Apply the SWE-bench rule to parsed statuses."""
+    f2p, p2p = list(fail_to_pass), list(pass_to_pass)
+    f2p_ok = [t for t in f2p if statuses.get(t) in ("PASSED", "XFAIL")]
+    p2p_ok = [t for t in p2p if statuses.get(t) in ("PASSED", "XFAIL", "SKIPPED")]
+    failed = tuple(t for t in f2p if t not in f2p_ok) + tuple(t for t in p2p if t not in p2p_ok)
+    return GradeReport(len(f2p_ok), len(f2p), len(p2p_ok), len(p2p), failed)
+
+
+def failure_excerpt(log: str, tests: Iterable[str], *, max_lines: int = 40) -> str:
+    """The ``_____ test name _____`` failure blocks of ``tests`` from a pytest log, trimmed."""
+    names = {t.split("::")[-1] for t in tests}
+    names |= {".".join(t.split("::")[1:]) for t in tests if "::" in t}
+    blocks = re.split(r"^_{3,} (.+?) _{3,}$", log, flags=re.M)
+    out: list[str] = []
+    for i in range(1, len(blocks) - 1, 2):
+        title, body = blocks[i].strip(), blocks[i + 1]
+        if title not in names:
+            continue
+        body = body.split("\n=", 1)[0].split("\n- Captured", 1)[0]
+        lines = [ln for ln in body.strip("\n").splitlines() if ln.strip()]
+        if len(lines) > max_lines:
+            lines = lines[: max_lines // 2] + ["..."] + lines[-max_lines // 2 :]
+        out.append(f"{title}:\n" + "\n".join(lines))
+    return "\n\n".join(out)
+
+
+def outcome_info(outcome: str, report: GradeReport | None = None) -> dict[str, object]:
+    """The ladder keys of ``info`` for an outcome (and the F2P/P2P fractions when tests ran)."""
+    if outcome not in OUTCOME_RANK:
+        raise ValueError(f"unknown outcome {outcome!r}; expected one of {OUTCOMES}")
+    info: dict[str, object] = {
+        "outcome": outcome,
+        "outcome_rank": OUTCOME_RANK[outcome],
+        "submitted": outcome != "no_submit",
+        "patch_empty": outcome == "empty_patch",
+        "tests_passed": outcome == "tests_pass",
+    }
+    if report is not None:
+        info.update(
+            f2p_passed_frac=report.f2p_frac,
+            p2p_passed_frac=report.p2p_frac,
+            resolution=report.status,
+        )
+    return info
