@@ -1,7 +1,7 @@
 """Building the credit pipeline of a run from its spec strings (a thin adapter over :mod:`rewards`).
 
-``rewards.make`` rejects runtime objects that no module in the spec takes, so the trainer walks
-the parsed spec and hands ``model`` / ``tokenizer`` only to trees that declare them (SPA, IGPO,
+``rewards.make`` rejects runtime objects that no module in the spec takes, so the trainer asks
+``rewards.registry.resources_of`` and hands ``model`` / ``tokenizer`` only to trees that declare them (SPA, IGPO,
 OPRL). The model handed over is the live policy: IGPO scores with the current actor and OPRL reads
 π_θold from it; SPA deep-copies it into its own progress estimator.
 """
@@ -11,27 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 import rewards
-from rewards.registry import SpecNode, lookup, parse_spec
+from rewards.registry import resources_of
 from trainers.local.config import TrainConfig
-
-
-def spec_resources(spec: str) -> set[str]:
-    """The runtime objects (``model``, ``tokenizer``, ...) some module of ``spec`` takes."""
-    wanted: set[str] = set()
-    stack: list[SpecNode] = [parse_spec(spec)]
-    while stack:
-        node = stack.pop()
-        entry = lookup(node.name)
-        if entry.kind == "module":
-            wanted |= set(getattr(entry.cls, "resources", ()))
-        stack += node.children
-    return wanted
 
 
 def build_credit(cfg: TrainConfig, model: Any, tokenizer: Any) -> rewards.Credit:
     """The :class:`rewards.Credit` of ``cfg.credit`` with the estimator ``cfg`` resolves to."""
     available = {"model": model, "tokenizer": tokenizer}
-    resources = {k: v for k, v in available.items() if k in spec_resources(cfg.credit)}
+    resources = {k: v for k, v in available.items() if k in resources_of(cfg.credit)}
     module = rewards.make(cfg.credit, **dict(cfg.credit_kwargs), **resources)
     if not isinstance(module, rewards.CreditModule):
         raise TypeError(f"--credit {cfg.credit!r} names an estimator; give a credit module (e.g. outcome)")
