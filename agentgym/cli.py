@@ -70,8 +70,9 @@ def cmd_envs(args: argparse.Namespace) -> int:
         out.print_json(json.dumps({"envs": rows, "load_errors": registry.load_errors}))
         return 0
     table = Table(title="agentgym environments")
-    for col in ("id", "alias", "description"):
-        table.add_column(col)
+    table.add_column("id", no_wrap=True)
+    table.add_column("alias", no_wrap=True)
+    table.add_column("description")
     for r in rows:
         table.add_row(str(r["id"]), str(r["alias"] or ""), str(r["description"]))
     out.print(table)
