@@ -130,7 +130,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def print_summary(summary: dict[str, Any]) -> None:
     table = Table(title=f"{summary['env']} · {summary['policy']} · split {summary['split']}")
     for col in ("category", "episodes", "success", "mean score", "mean turns", "failed"):
-        table.add_column(col, justify="right" if col != "category" else "left")
+        table.add_column(col, justify="right" if col != "category" else "left", no_wrap=col == "category")
     rows = [("ALL", summary)] + list(summary.get("per_category", {}).items())
     for name, s in rows:
         if not s.get("episodes"):
