@@ -5,7 +5,7 @@ is evaluated here), then for every credit module train a copy of that SFT model 
 budget (steps, tasks, group size), evaluating held-out success every ``--eval-every`` steps.
 The result holds per-module mean ± std over seeds of the final success, the SFT-only baseline,
 ``learned`` (final mean − SFT mean > the larger of the two stds) and writes ``learning.png`` and
-``learning.json`` into ``--out``. A module that cannot run on the env (e.g. IGPO needs a
+``learning.json`` into ``--run-dir``. A module that cannot run on the env (e.g. IGPO needs a
 ``ground_truth`` answer) is reported with its error, never scored.
 
 ``agentgym bench learning --credit outcome,gated,spa,igpo,oprl --seeds 3 --json``
@@ -140,11 +140,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--sft-steps", type=int, default=120)
     p.add_argument("--eval-every", type=int, default=10)
     p.add_argument("--eval-episodes", type=int, default=20)
-    p.add_argument("--out", default="runs/bench-learning")
+    p.add_argument(
+        "--run-dir", default="runs/bench-learning", help="where runs, learning.png and learning.json go"
+    )
     p.add_argument("--json", action="store_true", help="(accepted for the bench runner)")
     args = p.parse_args(argv)
     specs = split_specs(args.credit)
-    out = Path(args.out)
+    out = Path(args.run_dir)
     out.mkdir(parents=True, exist_ok=True)
     per_seed = [run_seed(args, seed, specs, out) for seed in range(args.seeds)]
     table = summarise(per_seed, specs)

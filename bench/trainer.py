@@ -7,7 +7,7 @@ credit → GRPO advantages → clipped PG loss → AdamW); TRL runs ``GRPOTraine
 number of steps. The first step of each is a warm-up and is not timed. Result: steps per second of
 each and ``ratio`` = ours / TRL (goal ≥ 1).
 
-``agentgym bench trainer --json [--steps 5 --prompts 4 --group 8 --length 16]``
+``agentgym bench trainer --json [--steps 20 --prompts 4 --group 8 --length 16]``
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def run_trl(model: Any, tok: Any, args: argparse.Namespace) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(prog="agentgym bench trainer", description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=5, help="timed steps (after one warm-up step)")
+    p.add_argument("--steps", type=int, default=20, help="timed steps (after one warm-up step)")
     p.add_argument("--prompts", type=int, default=4)
     p.add_argument("--group", type=int, default=8)
     p.add_argument("--length", type=int, default=16, help="max completion tokens")
