@@ -185,6 +185,9 @@ class TextWorldEnv(TextEnv):
             **info,
             "admissible_actions": list(info["admissible_actions"]),
             "walkthrough": list(walkthrough),
+            # the reference solution from the start state, one command per line (as ALFWorld's);
+            # credit modules that need y* (IGPO) score the policy's belief in it
+            "ground_truth": "\n".join(walkthrough),
         }
 
     def _step(self, action: str) -> StepResult:
