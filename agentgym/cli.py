@@ -11,6 +11,7 @@ import importlib
 import importlib.metadata
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agentgym.errors import AgentGymError
+from agentgym.errors import AgentGymError, ConfigError
 
 console = Console(stderr=True)
 out = Console()
@@ -27,13 +28,16 @@ CLI_ENTRY_POINT_GROUP = "agentgym.cli"
 DATA_ENTRY_POINT_GROUP = "agentgym.data"
 
 
-def parse_kv(pairs: list[str] | None) -> dict[str, Any]:
-    """``["a=1", "b=[1,2]", "c=text"]`` → ``{"a": 1, "b": [1, 2], "c": "text"}`` (JSON values, else str)."""
+def parse_kv(pairs: Sequence[str] | None, what: str = "option") -> dict[str, Any]:
+    """``["a=1", "b=[1,2]", "c=text"]`` → ``{"a": 1, "b": [1, 2], "c": "text"}`` (JSON values, else str).
+
+    The one parser of repeatable ``KEY=VALUE`` options; ``what`` names the option in errors.
+    """
     result: dict[str, Any] = {}
     for pair in pairs or []:
-        if "=" not in pair:
-            raise AgentGymError(f"expected KEY=VALUE, got {pair!r}")
-        key, value = pair.split("=", 1)
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{what} expects KEY=VALUE, got {pair!r}")
         try:
             result[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -105,9 +109,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         episodes=args.episodes,
         seeds=args.seeds,
         rollout=_rollout_config(args),
-        env_kwargs=parse_kv(args.env_arg),
+        env_kwargs=parse_kv(args.env_arg, "--env-arg"),
     )
-    policy = make_policy(args.policy, seed=args.seed, **parse_kv(args.policy_arg))
+    policy = make_policy(args.policy, seed=args.seed, **parse_kv(args.policy_arg, "--policy-arg"))
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     with progress_bar() as bar:
@@ -155,7 +159,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     from agentgym.policies import make_policy
     from agentgym.rollout import Rollout, RolloutConfig
 
-    env_kwargs = parse_kv(args.env_arg)
+    env_kwargs = parse_kv(args.env_arg, "--env-arg")
     tasks, env = select_tasks(args.env, args.split, max(1, args.index + 1), env_kwargs)
     task_id = args.task_id or tasks[args.index]
     env.unwrapped.prepare([task_id], progress=True)

@@ -8,6 +8,7 @@ the per-seed success rates. Failed rollouts (env crash/hang, policy error) are c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 from collections import defaultdict
@@ -115,7 +116,7 @@ def evaluate(
     trajs: list[Trajectory] = []
     try:
         for k in range(cfg.seeds):
-            rcfg = RolloutConfig(**{**cfg.rollout.__dict__, "seed": cfg.rollout.seed + 100_000 * k})
+            rcfg = dataclasses.replace(cfg.rollout, seed=cfg.rollout.seed + 100_000 * k)
             policy.reset(seed=k)
             rollout = Rollout(
                 env_id,

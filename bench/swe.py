@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import percentile
+from envs.swe.gitutil import commit_all
 from envs.swe.sandbox import BACKENDS, Limits, SandboxSpec, backend_available, make_sandbox
 
 
@@ -42,14 +43,7 @@ def _tiny_env(root: Path) -> Path:
     testbed = root / "testbed"
     (testbed / "pkg").mkdir(parents=True)
     (testbed / "pkg" / "__init__.py").write_text("def add(a, b):\n    return a + b\n")
-    git = ["git", "-c", "user.name=b", "-c", "user.email=b@b", "-C", str(testbed)]
-    fixed = {
-        **os.environ,
-        "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z",
-        "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z",
-    }
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "base"]):
-        subprocess.run([*git, *args], check=True, env=fixed)  # same content every run: one image
+    commit_all(testbed)  # same content every run: one commit id, one image
     return root
 
 

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agentgym.cli import parse_kv
 from agentgym.errors import AgentGymError, ConfigError
 
 SPEC_HELP = (
@@ -57,14 +58,7 @@ def parse_settings(pairs: Sequence[str] | None) -> tuple[dict[str, Any], dict[st
     """``["lr=1e-4", "estimator.gamma=0.9", "spa.beta=0.2"]`` → (module config, estimator config)."""
     module: dict[str, Any] = {}
     estimator: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
+    for key, value in parse_kv(pairs, "--set").items():
         if key.startswith("estimator."):
             estimator[key.split(".", 1)[1]] = value
         elif "." in key:

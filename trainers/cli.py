@@ -9,9 +9,9 @@ success before and after. Options override single fields; ``--set KEY=VALUE`` re
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+from agentgym.cli import parse_kv
 from agentgym.errors import ConfigError
 
 #: the run ``agentgym train`` does with no options (sized for ≤ 15 minutes on 2 CPU cores)
@@ -86,19 +86,6 @@ def add_cli(subparsers: Any) -> None:
     p.set_defaults(func=cmd_train)
 
 
-def _parse_pairs(pairs: list[str], what: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"{what} expects KEY=VALUE, got {pair!r}")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
-
-
 def config_from_args(args: argparse.Namespace) -> Any:
     """The :class:`TrainConfig` the command line describes (embedded default + overrides)."""
     from trainers.local import TrainConfig
@@ -106,7 +93,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
     values = dict(EMBEDDED_DEFAULT)
     if args.env is not None and args.env != EMBEDDED_DEFAULT["env"]:
         values["env"], values["env_kwargs"] = args.env, {}
-    values["env_kwargs"] = {**values["env_kwargs"], **_parse_pairs(args.env_arg, "--env-arg")}
+    values["env_kwargs"] = {**values["env_kwargs"], **parse_kv(args.env_arg, "--env-arg")}
     flags = {
         "algo": args.algo,
         "credit": args.credit,
@@ -120,7 +107,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
     values["wandb"] = bool(args.wandb)
     values["tensorboard"] = not args.no_tensorboard
     values["progress"] = not args.quiet
-    values.update(_parse_pairs(args.settings, "--set"))
+    values.update(parse_kv(args.settings, "--set"))
     return TrainConfig.from_dict(values)
 
 
@@ -158,7 +145,7 @@ def cmd_train_verl(args: argparse.Namespace) -> int:
 
     from trainers.verl.launch import VerlLaunch, format_command, verl_command
 
-    settings = _parse_pairs(args.settings, "--set")
+    settings = parse_kv(args.settings, "--set")
     # verl plays the full history and runs RL only: drop the embedded default's window and SFT
     # warm start unless the user asked for them (then hydra_overrides explains the error)
     if "context" not in settings:
@@ -166,7 +153,7 @@ def cmd_train_verl(args: argparse.Namespace) -> int:
     if args.sft_steps is None and "sft_steps" not in settings:
         args.settings = [*args.settings, "sft_steps=0"]
     cfg = config_from_args(args)
-    launch = VerlLaunch.from_dict(_parse_pairs(args.launch, "--launch"))
+    launch = VerlLaunch.from_dict(parse_kv(args.launch, "--launch"))
     argv = verl_command(cfg, launch, python=sys.executable if not args.dry_run else "python3")
     if args.dry_run:
         print(format_command(argv))

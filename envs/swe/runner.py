@@ -17,13 +17,13 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from envs.swe.gitutil import GIT_DATE
 from envs.swe.grading import GradeReport, grade, parse_pytest_log
 from envs.swe.sandbox.base import Sandbox, SandboxError
 from envs.swe.tasks import SWEInstance
 
 #: the test command of generated tasks (venv interpreter by absolute path; project addopts off)
 GEN_TEST_CMD = "/venv/bin/python -m pytest -rA --tb=short -p no:cacheprovider -o addopts="
-GIT_DATE = "2000-01-01T00:00:00+0000"
 _GIT = (
     f"GIT_AUTHOR_DATE='{GIT_DATE}' GIT_COMMITTER_DATE='{GIT_DATE}' "
     "git -c user.name=agentgym -c user.email=agentgym@localhost -c commit.gpgsign=false"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+from agentgym.cli import parse_kv
 from agentgym.errors import ConfigError
 
 
@@ -26,19 +26,6 @@ def add_cli(subparsers: Any) -> None:
     v.set_defaults(func=cmd_export_verl)
 
 
-def _env_kwargs(pairs: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--env-arg expects KEY=VALUE, got {pair!r}")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
-
-
 def cmd_export_verl(args: argparse.Namespace) -> int:
     from trainers.verl.export import export_rows, write_parquet
 
@@ -49,7 +36,7 @@ def cmd_export_verl(args: argparse.Namespace) -> int:
     rows = export_rows(
         args.env,
         args.split,
-        env_kwargs=_env_kwargs(args.env_arg),
+        env_kwargs=parse_kv(args.env_arg, "--env-arg"),
         limit=args.limit,
         seed=args.seed,
         system_prompt=args.system_prompt,

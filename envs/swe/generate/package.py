@@ -30,6 +30,7 @@ from typing import Any
 
 from agentgym.errors import ConfigError, EnvError
 from agentgym.paths import cache_dir
+from envs.swe.gitutil import GIT_DATE
 from envs.swe.tasks import default_envs_root
 
 #: test dependencies packages use without declaring them
@@ -46,7 +47,6 @@ SKIP_REQUIREMENTS = re.compile(
     r"^(mypy|pyright|pytest-mypy.*|sphinx.*|pre-commit|tox|nox|codecov|coveralls|twine|black|ruff|flake8.*)$",
     re.I,
 )
-GIT_DATE = "2000-01-01T00:00:00+0000"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from envs.swe.gitutil import commit_all
 from envs.swe.sandbox import Limits, SandboxSpec, backend_available, make_sandbox
 
 DOCKERD_ARGS = ["dockerd", "--bridge=none", "--iptables=false", "--ip6tables=false"]
@@ -100,14 +101,7 @@ def tiny_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (testbed / "pkg").mkdir(parents=True)
     (testbed / "pkg" / "__init__.py").write_text("def add(a, b):\n    return a + b\n")
     (testbed / "data.bin").write_bytes(bytes(range(256)) * 4)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(testbed)]
-    fixed = {
-        **os.environ,
-        "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z",
-        "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z",
-    }
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "base"]):
-        subprocess.run([*git, *args], check=True, env=fixed)  # same content every session: one image
+    commit_all(testbed)  # same content every run: one commit id, one image
     return root
 
 
