@@ -7,6 +7,14 @@ requests to one batching worker, which groups concurrent requests that share sam
 into a single batched ``generate``; a request with a ``seed`` runs alone so its result depends on
 the seed only. Binds 127.0.0.1 by default; there is no TLS, and auth is an optional shared key.
 
+Tools (function calling): ``tools`` (``[{"type": "function", "function": {...}}]``) reach the chat
+template (``apply_chat_template(tools=...)``); the reply is parsed with the model's own tool-call
+format (from its chat template, see :mod:`agentgym.toolformats`) and its calls come back as
+``message.tool_calls`` with ``finish_reason="tool_calls"``. A reply holding a call block that cannot
+be read is returned as plain ``content`` (the client sees exactly what the model wrote).
+Incoming assistant ``tool_calls`` are written back into the model's format, ``tool`` messages keep
+``tool_call_id`` and ``name``. ``tool_choice`` may be ``"auto"`` or ``"none"`` (tools not shown).
+
 Token log-probs follow HFPolicy's convention and include the final ``<|im_end|>``/eos token when
 one was generated (so they align with ``token_ids``).
 
@@ -33,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from agentgym.errors import AgentGymError, ConfigError, PolicyError
+from agentgym.toolformats import DEFAULT_TOOL_FORMAT, ToolFormat, get_format
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +49,9 @@ ROLES = ("system", "user", "assistant", "tool")
 # Request fields accepted; the second group only with their neutral values (not implemented).
 KNOWN_FIELDS = {"model", "messages", "temperature", "top_p", "max_tokens", "max_completion_tokens", "n"}
 KNOWN_FIELDS |= {"seed", "logprobs", "top_logprobs", "return_token_ids", "user", "stream", "stop"}
-KNOWN_FIELDS |= {"presence_penalty", "frequency_penalty"}
+KNOWN_FIELDS |= {"presence_penalty", "frequency_penalty", "tools", "tool_choice", "parallel_tool_calls"}
 NEUTRAL: dict[str, tuple[Any, ...]] = {
+    "tool_choice": (None, "auto", "none"),
     "stream": (False, None),
     "stop": (None, [], ""),
     "top_logprobs": (None, 0),
@@ -71,10 +81,14 @@ class ChatRequest:
     seed: int | None = None
     logprobs: bool = False
     return_token_ids: bool = False
+    #: tool schemas shown to the model (None: no tools, or tool_choice "none")
+    tools: list[dict[str, Any]] | None = None
     future: Future = field(default_factory=Future)
 
 
-def parse_request(body: Any, served_model: str, default_sampling: Any) -> ChatRequest:
+def parse_request(
+    body: Any, served_model: str, default_sampling: Any, *, tool_format: str = DEFAULT_TOOL_FORMAT
+) -> ChatRequest:
     """Validate a ``/v1/chat/completions`` body; raise :class:`RequestError` saying what is wrong."""
     from agentgym.policies.hf import SamplingParams
 
@@ -95,7 +109,8 @@ def parse_request(body: Any, served_model: str, default_sampling: Any) -> ChatRe
         raise RequestError(
             404, f"The model {model!r} does not exist; this server serves {served_model!r}", "model_not_found"
         )
-    messages = _parse_messages(body.get("messages"))
+    messages = _parse_messages(body.get("messages"), get_format(tool_format))
+    tools = _parse_tools(body.get("tools")) if body.get("tool_choice") != "none" else None
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     temperature, top_p = body.get("temperature"), body.get("top_p")
     try:  # OpenAI's defaults: temperature 1, top_p 1; max_tokens falls back to the server's setting
@@ -110,11 +125,44 @@ def parse_request(body: Any, served_model: str, default_sampling: Any) -> ChatRe
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise RequestError(400, f"seed must be an integer, got {seed!r}")
     return ChatRequest(
-        messages, sampling, seed, bool(body.get("logprobs")), bool(body.get("return_token_ids"))
+        messages, sampling, seed, bool(body.get("logprobs")), bool(body.get("return_token_ids")), tools
     )
 
 
-def _parse_messages(messages: Any) -> list[dict[str, str]]:
+def _parse_tools(tools: Any) -> list[dict[str, Any]] | None:
+    if tools is None or tools == []:
+        return None
+    if not isinstance(tools, list):
+        raise RequestError(400, f"'tools' must be a list of function tools, got {type(tools).__name__}")
+    for i, tool in enumerate(tools):
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(fn, dict):
+            raise RequestError(
+                400, f'tools[{i}] must be {{"type": "function", "function": {{...}}}}, got {tool!r}'[:300]
+            )
+        if not isinstance(fn.get("name"), str) or not fn["name"]:
+            raise RequestError(400, f"tools[{i}].function.name must be a non-empty string")
+        if not isinstance(fn.get("parameters", {}), dict):
+            raise RequestError(400, f"tools[{i}].function.parameters must be a JSON schema object")
+    return tools
+
+
+def _tool_calls_text(calls: Any, i: int, fmt: ToolFormat) -> str:
+    """An assistant message's ``tool_calls``, written in the model's own call format."""
+    if not isinstance(calls, list):
+        raise RequestError(400, f"messages[{i}].tool_calls must be a list")
+    for k, call in enumerate(calls):
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise RequestError(
+                400, f"messages[{i}].tool_calls[{k}] must have function.name and function.arguments"
+            )
+        if not isinstance(fn.get("arguments", "{}"), (str, dict)):
+            raise RequestError(400, f"messages[{i}].tool_calls[{k}].function.arguments must be a JSON string")
+    return fmt.render(calls)
+
+
+def _parse_messages(messages: Any, fmt: ToolFormat) -> list[dict[str, str]]:
     if not isinstance(messages, list) or not messages:
         raise RequestError(400, "'messages' must be a non-empty list of {role, content} objects")
     out = []
@@ -128,21 +176,39 @@ def _parse_messages(messages: Any) -> list[dict[str, str]]:
             content = "".join(
                 p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
             )
+        if content is None and msg["role"] == "assistant" and msg.get("tool_calls"):
+            content = ""
         if not isinstance(content, str):
             raise RequestError(400, f"messages[{i}].content must be a string or a list of text parts")
-        out.append({"role": msg["role"], "content": content})
+        if msg["role"] == "assistant" and msg.get("tool_calls"):
+            calls = _tool_calls_text(msg["tool_calls"], i, fmt)
+            content = f"{content}\n{calls}" if content else calls
+        parsed = {"role": msg["role"], "content": content}
+        if msg["role"] == "tool":
+            parsed |= {k: str(msg[k]) for k in ("tool_call_id", "name") if isinstance(msg.get(k), str)}
+        out.append(parsed)
     return out
 
 
 def completion_body(policy: Any, req: ChatRequest, output: Any, model_name: str) -> dict[str, Any]:
     """The OpenAI ``chat.completion`` object for one generated action."""
     ids = output.token_ids or []
-    choice: dict[str, Any] = {
-        "index": 0,
-        "message": {"role": "assistant", "content": output.text},
-        "finish_reason": "stop" if policy.finished(output) else "length",
-        "logprobs": None,
-    }
+    message: dict[str, Any] = {"role": "assistant", "content": output.text}
+    finish = "stop" if policy.finished(output) else "length"
+    if req.tools:
+        reply = get_format(policy.tool_format).parse(output.text)
+        if reply.calls and not reply.errors:
+            message["content"] = reply.content or None
+            message["tool_calls"] = [
+                {
+                    "id": f"call_{uuid.uuid4().hex[:24]}",
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": json.dumps(c.arguments, ensure_ascii=False)},
+                }
+                for c in reply.calls
+            ]
+            finish = "tool_calls" if finish == "stop" else finish
+    choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
     if req.logprobs:
         content = []
         for tid, lp in zip(ids, output.logprobs or []):
@@ -211,7 +277,12 @@ class _Batcher:
         self.requests += len(group)
         self.batches += 1
         try:
-            outs = self.policy.generate([j.messages for j in group], group[0].sampling, seed=group[0].seed)
+            outs = self.policy.generate(
+                [j.messages for j in group],
+                group[0].sampling,
+                seed=group[0].seed,
+                tools=[j.tools for j in group],
+            )
         except Exception as exc:  # the error goes back to every waiting request, the server goes on
             for job in group:
                 job.future.set_exception(exc)
@@ -248,7 +319,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         srv = self.server
         try:
-            req = parse_request(self._read_json(), srv.model_name, srv.policy.sampling)
+            req = parse_request(
+                self._read_json(), srv.model_name, srv.policy.sampling, tool_format=srv.policy.tool_format
+            )
             output = srv.batcher.submit(req).result()
             self._send(200, completion_body(srv.policy, req, output, srv.model_name))
         except RequestError as exc:

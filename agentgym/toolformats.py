@@ -112,6 +112,11 @@ def _loads(text: str, k: int) -> Any:
         return f"tool call {k + 1} is nested too deeply to read"
 
 
+def _read_block(text: str, k: int) -> ToolCall | str:
+    obj = _loads(text.strip(), k)
+    return obj if isinstance(obj, str) else _call_from_json(obj, k)
+
+
 def _as_dict(call: ToolCall | dict[str, Any]) -> tuple[str, Any]:
     if isinstance(call, ToolCall):
         return call.name, call.arguments
@@ -133,9 +138,13 @@ class HermesFormat(ToolFormat):
     def parse(self, text: str) -> ParsedReply:
         reply = ParsedReply(self._block.sub("", text).strip())
         for k, match in enumerate(self._block.finditer(text)):
-            obj = _loads(match.group(1).strip(), k)
-            reply.blocks.append(obj if isinstance(obj, str) else _call_from_json(obj, k))
+            reply.blocks.append(_read_block(match.group(1), k))
         return reply
+
+    def strip_calls(self, text: str) -> str:
+        """``text`` without its well-formed call blocks (unreadable ones stay)."""
+        keep = lambda m: m.group(0) if isinstance(_read_block(m.group(1), 0), str) else ""  # noqa: E731
+        return self._block.sub(keep, text).strip()
 
     def render(self, calls: Sequence[ToolCall | dict[str, Any]]) -> str:
         blocks = []

@@ -7,6 +7,13 @@ timeouts, HTTP 429 and 5xx) are retried with exponential backoff; any other HTTP
 (bad URL, model name or key). Requests carry ``seed = policy seed + request counter``, so a rerun
 sends the same seeds. Token log-probs are returned when the server gives them; token ids only with
 ``return_token_ids=True`` (a vLLM extension that ``agentgym serve`` also implements).
+
+Tools: a tool env's schemas go out as ``tools=``; the response's structured ``tool_calls`` come
+back into the action text in the Hermes format (``<tool_call>{"name", "arguments"}</tool_call>``
+after the content; ``tool_format = "hermes"``), since the action of a tool env is the assistant's
+text. Going out, the history is converted back: an assistant text's well-formed calls become its
+``tool_calls`` (ids ``call_<message>_<k>``) and the env's ``tool`` messages answer them by id; a
+tool message that answers no call (a block that could not be read) is sent as a ``user`` message.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Any
 
 from agentgym.errors import ConfigError, PolicyError
 from agentgym.policies.base import ActionOutput, Message, Policy, PolicyInput
+from agentgym.toolformats import HermesFormat, ToolCall
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 BACKOFF_S = 0.5
@@ -33,6 +41,7 @@ class OpenAIPolicy(Policy):
     """Chat completions from ``base_url`` (e.g. ``http://127.0.0.1:8000/v1``) with model ``model``."""
 
     name = "openai"
+    tool_format = HermesFormat.name
 
     def __init__(
         self,
@@ -84,7 +93,7 @@ class OpenAIPolicy(Policy):
             self._pool = None
 
     def act(self, batch: Sequence[PolicyInput]) -> list[ActionOutput]:
-        payloads = [self._payload(item.messages) for item in batch]
+        payloads = [self._payload(item.messages, item.tools) for item in batch]
         if len(payloads) <= 1:
             return [self._complete(p) for p in payloads]
         with self._lock:
@@ -99,10 +108,10 @@ class OpenAIPolicy(Policy):
         return [str(m.get("id")) for m in data.get("data", []) if isinstance(m, dict)]
 
     # ---- one request ---------------------------------------------------------------------
-    def _payload(self, messages: list[Message]) -> dict[str, Any]:
+    def _payload(self, messages: list[Message], tools: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": messages,
+            "messages": to_openai_messages(messages) if tools else messages,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
         }
@@ -115,13 +124,15 @@ class OpenAIPolicy(Policy):
             body["logprobs"] = True
         if self.return_token_ids:
             body["return_token_ids"] = True
+        if tools:
+            body["tools"] = tools
         return {**body, **self.extra_body}
 
     def _complete(self, payload: dict[str, Any]) -> ActionOutput:
         data = self._request("POST", "/chat/completions", payload)
         try:
             choice = data["choices"][0]
-            text = choice["message"].get("content") or ""
+            text = _action_text(choice["message"])
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise PolicyError(
                 f"{self.base_url}/chat/completions answered without choices[0].message: {str(data)[:300]}"
@@ -183,6 +194,70 @@ class OpenAIPolicy(Policy):
         else:
             hint = "the server failed; see its log"
         return PolicyError(f"{url} answered HTTP {status}: {message} ({hint}; model {self.model!r})")
+
+
+_HERMES = HermesFormat()
+
+
+def _action_text(message: dict[str, Any]) -> str:
+    """The assistant message as action text: its content, then its ``tool_calls`` in the Hermes format."""
+    text = message.get("content") or ""
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        raise TypeError(f"tool_calls must be a list, got {type(calls).__name__}")
+    rendered = _HERMES.render([c for c in calls if isinstance(c, dict)])
+    return f"{text}\n{rendered}" if text and rendered else text or rendered
+
+
+def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """Agentgym messages (tool calls as Hermes text) in OpenAI's shape (``tool_calls``, ids matched).
+
+    >>> out = to_openai_messages([
+    ...     {"role": "user", "content": "2+2?"},
+    ...     {"role": "assistant", "content": '<tool_call>{"name": "add", "arguments": {"a": 2, "b": 2}}</tool_call>'},
+    ...     {"role": "tool", "tool_call_id": "call_0", "name": "add", "content": "4"}])
+    >>> out[1]["tool_calls"][0]["function"], out[2]["tool_call_id"]
+    ({'name': 'add', 'arguments': '{"a": 2, "b": 2}'}, 'call_1_0')
+    """
+    out: list[dict[str, Any]] = []
+    ids: dict[str, str] = {}  # the last assistant message's call ids -> the ids sent
+    for i, message in enumerate(messages):
+        role = message.get("role")
+        if role == "assistant":
+            reply = _HERMES.parse(message.get("content", ""))
+            calls = [b for b in reply.blocks if isinstance(b, ToolCall)]
+            ids = {c.id: f"call_{i}_{c.id.rsplit('_', 1)[-1]}" for c in calls}
+            if not calls:
+                out.append({"role": "assistant", "content": message.get("content", "")})
+                continue
+            # unreadable blocks stay in the text, so the model sees what it wrote
+            content = _HERMES.strip_calls(message.get("content", ""))
+            out.append(
+                {
+                    "role": "assistant",
+                    "content": content or None,
+                    "tool_calls": [
+                        {
+                            "id": ids[c.id],
+                            "type": "function",
+                            "function": {
+                                "name": c.name,
+                                "arguments": json.dumps(c.arguments, ensure_ascii=False),
+                            },
+                        }
+                        for c in calls
+                    ],
+                }
+            )
+        elif role == "tool" and message.get("tool_call_id") in ids:
+            out.append(
+                {"role": "tool", "tool_call_id": ids[message["tool_call_id"]], "content": message["content"]}
+            )
+        elif role == "tool":
+            out.append({"role": "user", "content": message.get("content", "")})
+        else:
+            out.append(dict(message))
+    return out
 
 
 def _error_message(exc: urllib.error.HTTPError) -> str:
