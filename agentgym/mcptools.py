@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import shlex
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Sequence
-from typing import IO, Any
+from typing import Any, TextIO
 
 from agentgym.errors import ConfigError, EnvError
 from agentgym.tools import Tool, ToolError
@@ -51,7 +52,7 @@ class MCPTools:
         env: dict[str, str] | None = None,
         cwd: str | None = None,
         timeout: float = 30.0,
-        errlog: IO[str] | None = None,
+        errlog: TextIO | None = None,
     ):
         try:
             from mcp import StdioServerParameters
@@ -77,21 +78,23 @@ class MCPTools:
             raise EnvError(f"could not start MCP server {argv}: {type(exc).__name__}: {exc}") from exc
         self._tools: list[Tool] | None = None
 
-    async def _session(self, params: Any, ready: concurrent.futures.Future[None], errlog: IO[str]) -> None:
+    async def _session(self, params: Any, ready: concurrent.futures.Future[None], errlog: TextIO) -> None:
         from mcp import ClientSession, stdio_client
 
         self._jobs = asyncio.Queue()
         try:
-            async with stdio_client(params, errlog=errlog) as (read, write):
-                async with ClientSession(read, write) as session:
-                    await session.initialize()
-                    ready.set_result(None)
-                    while (job := await self._jobs.get()) is not None:
-                        fn, future = job
-                        try:
-                            future.set_result(await fn(session))
-                        except Exception as exc:  # noqa: BLE001 - handed to the caller
-                            future.set_exception(exc)
+            async with (
+                stdio_client(params, errlog=errlog) as (read, write),
+                ClientSession(read, write) as session,
+            ):
+                await session.initialize()
+                ready.set_result(None)
+                while (job := await self._jobs.get()) is not None:
+                    fn, future = job
+                    try:
+                        future.set_result(await fn(session))
+                    except Exception as exc:  # noqa: BLE001 - handed to the caller
+                        future.set_exception(exc)
         except BaseException as exc:
             if not ready.done():
                 ready.set_exception(exc)
@@ -146,10 +149,8 @@ class MCPTools:
         """End the session and the server process, then the event loop thread."""
         if self._jobs is not None and not self._task.done():
             self._loop.call_soon_threadsafe(self._jobs.put_nowait, None)
-            try:
+            with contextlib.suppress(Exception):  # closing: the process is being torn down anyway
                 self._task.result(self.timeout)
-            except Exception:  # noqa: BLE001 - closing: the process is being torn down anyway
-                pass
         self._stop_loop()
 
     def _stop_loop(self) -> None:
