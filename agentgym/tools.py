@@ -319,11 +319,11 @@ class ToolEnv(TextEnv):
     :meth:`step_info` (extra info after each step, e.g. ``progress``, ``state_key``).
     """
 
-    def __init__(self, **kwargs: Any):
-        super().__init__(**kwargs)
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
         self.tool_format = DEFAULT_TOOL_FORMAT
         self._toolset: ToolSet | None = None
-        self._finished: tuple[float, dict[str, Any]] | None = None
+        self._finished: tuple[float, bool, dict[str, Any]] | None = None
 
     # ---- what a subclass implements --------------------------------------------------------
     def tools(self) -> Sequence[Tool | Callable[..., Any]]:
@@ -338,9 +338,10 @@ class ToolEnv(TextEnv):
         """Info added after every step (``progress``, ``state_key``, ...); default none."""
         return {}
 
-    def finish(self, reward: float = 0.0, **info: Any) -> None:
-        """Called by a tool: the episode terminates after this step with ``reward`` and ``info``."""
-        self._finished = (float(reward), info)
+    def finish(self, reward: float = 0.0, *, truncated: bool = False, **info: Any) -> None:
+        """Called by a tool: the episode ends after this step with ``reward`` and ``info`` (terminated,
+        or ``truncated`` when a budget ran out); later calls of the same reply are not run."""
+        self._finished = (float(reward), truncated, info)
 
     # ---- plumbing ----------------------------------------------------------------------------
     @property
@@ -374,7 +375,10 @@ class ToolEnv(TextEnv):
         if not turn.reply.has_calls:
             obs, reward, terminated, truncated, info = self.on_text(turn.reply.content)
             return obs, reward, terminated, truncated, {"tool_calls": [], "tool_errors": [], **info}
-        reward, extra = self._finished if self._finished is not None else (0.0, dict[str, Any]())
+        extra: dict[str, Any] = {}
+        reward, truncated = 0.0, False
+        if self._finished is not None:
+            reward, truncated, extra = self._finished
         info = {
             **self.step_info(),
             **extra,
@@ -383,4 +387,5 @@ class ToolEnv(TextEnv):
             "tool_errors": turn.errors,
             "tool_messages": turn.messages,
         }
-        return turn.observation, reward, self._finished is not None, False, info
+        ended = self._finished is not None
+        return turn.observation, reward, ended and not truncated, truncated, info

@@ -4,6 +4,7 @@
 - :mod:`envs.swe.tasks`     SWE-bench-schema instances from JSON/JSONL
 - :mod:`envs.swe.generate`  SWE-smith-style task generation from a PyPI sdist
 - :mod:`envs.swe.env`       ``agentgym/SWE-v0`` (alias ``swe``)
+- :mod:`envs.swe.tools`     ``agentgym/SWETools-v0`` (alias ``swe-tools``): the same actions as tools
 
 Heavy imports (docker) happen only when a sandbox of that backend is made.
 """
@@ -19,5 +20,12 @@ def register_envs() -> None:
         entry_point="envs.swe.env:SWEEnv",
         alias="swe",
         description="fix a repository in a Docker/bubblewrap sandbox; reward = SWE-bench resolved",
+        max_episode_steps=50,
+    )
+    register(
+        id="agentgym/SWETools-v0",
+        entry_point="envs.swe.tools:SWEToolEnv",
+        alias="swe-tools",
+        description="SWE-v0 with bash/view/str_replace/submit as function-calling tools",
         max_episode_steps=50,
     )
