@@ -56,6 +56,9 @@ class Encoded:
     #: token index just after each message (its closing tokens included); a run of non-assistant
     #: messages the template renders as one block ends, for every message in it, where the block ends
     message_ends: list[int] = field(default_factory=list)
+    #: per assistant message: token index just after the env's reply to it (all its tool messages,
+    #: or its user observation); the assistant message's own end when nothing follows it
+    reply_ends: list[int] = field(default_factory=list)
 
 
 def env_reply(turn: Turn, next_observation: str) -> list[Message]:
@@ -173,6 +176,12 @@ class ChatEncoder:
         for k in range(len(messages) - 2, -1, -1):  # a message merged into its run's block ends with it
             if messages[k]["role"] != "assistant" and pieces[k] == ("", "", ""):
                 enc.message_ends[k] = enc.message_ends[k + 1]
+        for k, message in enumerate(messages):
+            if message["role"] == "assistant":
+                j = k
+                while j + 1 < len(messages) and messages[j + 1]["role"] != "assistant":
+                    j += 1
+                enc.reply_ends.append(enc.message_ends[j])
         if add_generation_prompt:
             enc.input_ids += token_lists[-1]
         return enc

@@ -248,6 +248,10 @@ def test_encoded_tool_conversations_hold_exact_action_spans(tiny_tokenizer, temp
     assert "<tools>" in full and "add" in full.split("<|im_end|>")[0]
     assert [tok.decode(enc.input_ids[s:e]) for s, e in enc.action_spans] == [t.action for t in traj.turns]
     assert enc.message_ends[-1] == len(enc.input_ids) and enc.message_ends == sorted(enc.message_ends)
+    # the env's reply to turn t ends where the next assistant message's header starts (or at the end)
+    assert enc.reply_ends[-1] == len(enc.input_ids)
+    for t, (start, _) in enumerate(enc.action_spans[1:]):
+        assert tok.decode(enc.input_ids[enc.reply_ends[t] : start]).strip() == "<|im_start|>assistant"
     prompt = encoder.prompt_ids(messages[:2], tools=traj.reset_info["tools"])
     assert (
         prompt
