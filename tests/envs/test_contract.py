@@ -26,6 +26,7 @@ SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 CHEAP_KWARGS: dict[str, dict[str, Any]] = {
     "agentgym/TextWorld-": {"n_games": {"train": 1, "valid": 1, "test": 1}, "cache_dir": TMP_CACHE},
     "agentgym/WebShop-": {"data_dir": str(SHARED_DATA / "webshop")},
+    "agentgym/QA-": {"data_dir": str(SHARED_DATA / "qa")},
     "agentgym/ALFWorld-": {
         "data_dir": str(SHARED_DATA / "alfworld"),
         "split": "valid_seen",
