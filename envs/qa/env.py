@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -47,8 +46,6 @@ from envs.qa.retrieval import MAX_K, HTTPRetriever, Retriever, corpus_index, que
 
 SETTINGS = ("distractor", "open")
 PROTOCOLS = ("search_r1", "tools")
-_SEARCH_R1 = re.compile(r"<(search|answer)>(.*?)</\1>", re.DOTALL)
-_TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 #: longest query or answer accepted (longer is a malformed action, not a slow search)
 MAX_ARG_CHARS = 2000
 #: paragraphs shown by one open() when several share a title (open setting)
@@ -310,10 +307,10 @@ class QAEnv(TextEnv):
     def _parse(self, action: str) -> tuple[str, dict[str, Any]] | str:
         """``(tool name, arguments)``, or a message saying what is wrong with the action."""
         if self.config.protocol == "search_r1":
-            m = _SEARCH_R1.search(action)
-            if m is None:
+            block = first_block(action, ("search", "answer"))
+            if block is None:
                 return "No <search>...</search> or <answer>...</answer> block found."
-            name, arg = m.group(1), m.group(2).strip()
+            name, arg = block[0], block[1].strip()
             parsed: tuple[str, dict[str, Any]] = (
                 ("search", {"query": arg, "k": self.config.topk})
                 if name == "search"
@@ -409,14 +406,35 @@ SCHEMAS = {
 }
 
 
+def first_block(text: str, tags: Sequence[str]) -> tuple[str, str] | None:
+    """``(tag, content)`` of the leftmost ``<tag>...</tag>`` block, the first closing tag ending it.
+
+    The result of ``re.search(r"<(search|answer)>(.*?)</\\1>", text, re.DOTALL)`` (Search-R1's
+    parser) in linear time: if the first ``<tag>`` has no ``</tag>`` after it, no later one has.
+
+    >>> first_block("<think>x</think><answer> no </answer><search>q</search>", ("search", "answer"))
+    ('answer', ' no ')
+    """
+    best: tuple[int, str, str] | None = None
+    for tag in tags:
+        start = text.find(f"<{tag}>")
+        if start < 0:
+            continue
+        body = start + len(tag) + 2
+        end = text.find(f"</{tag}>", body)
+        if end >= 0 and (best is None or start < best[0]):
+            best = (start, tag, text[body:end])
+    return None if best is None else (best[1], best[2])
+
+
 def parse_tool_call(action: str) -> tuple[str, dict[str, Any]] | str:
     """The first tool call of a message (Hermes ``<tool_call>`` JSON, or a bare JSON object).
 
     >>> parse_tool_call('<tool_call>{"name": "open", "arguments": {"title": "Paris"}}</tool_call>')
     ('open', {'title': 'Paris'})
     """
-    m = _TOOL_CALL.search(action)
-    body = m.group(1) if m else action
+    block = first_block(action, ("tool_call",))
+    body = block[1] if block else action
     try:
         call = json.loads(body.strip())
     except (json.JSONDecodeError, RecursionError):

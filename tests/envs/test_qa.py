@@ -21,7 +21,7 @@ from agentgym.errors import ConfigError
 from agentgym.evaluation import EvalConfig, evaluate
 from agentgym.policies.scripted import OraclePolicy, RandomPolicy
 from envs.qa import data as qa_data
-from envs.qa.env import QAEnv, check_arguments, parse_tool_call
+from envs.qa.env import QAEnv, check_arguments, first_block, parse_tool_call
 from envs.qa.metrics import best_scores, exact_match, f1_score, normalize_answer
 
 # ../shared/data/qa beside the repo, else $AGENTGYM_QA_DATA (a worktree elsewhere)
@@ -287,6 +287,26 @@ _HOSTILE = st.one_of(
         max_leaves=12,
     ).map(lambda args: f'<tool_call>{{"name": "search", "arguments": {json.dumps(args)}}}</tool_call>'),
 )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(_SNIPPETS, st.sampled_from(["</", "<", ">", "/"]), st.text(max_size=5)), max_size=25
+    ).map("".join)
+)
+def test_the_linear_parser_is_search_r1s_regex(text):
+    import re
+
+    m = re.search(r"<(search|answer)>(.*?)</\1>", text, re.DOTALL)  # search_r1/llm_agent/generation.py
+    assert first_block(text, ("search", "answer")) == (None if m is None else (m.group(1), m.group(2)))
+
+
+def test_many_unclosed_tags_are_one_malformed_action():
+    env = make()
+    env.reset(options={"task_id": env.task_ids("test")[0]})
+    obs, _, _, _, info = env.step("<search>" * 20_000 + "<tool_call>" * 5_000)
+    assert not info["valid_action"] and "<search>" in obs
 
 
 @pytest.fixture(scope="module")
