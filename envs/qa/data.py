@@ -164,7 +164,7 @@ def parse_question(rec: dict[str, Any], where: str = "record") -> Question:
         is_gold = para.get("is_supporting")
         if is_gold or (is_gold is None and title in supporting):
             gold.append(p.doc_id)
-    metadata = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
+    metadata: dict[str, Any] = rec["metadata"] if isinstance(rec.get("metadata"), dict) else {}
     dataset = rec.get("dataset") or rec.get("data_source") or metadata.get("dataset") or "custom"
     return Question(
         id=str(rec["id"]),

@@ -72,7 +72,7 @@ class RetrieverServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def note_request(self) -> None:
         with self._count_lock:
@@ -105,7 +105,7 @@ class RetrieverServer(ThreadingHTTPServer):
         if isinstance(topk, bool) or not isinstance(topk, int) or not 1 <= topk <= MAX_TOPK:
             raise ConfigError(f"'topk' must be an integer from 1 to {MAX_TOPK}, got {topk!r}")
         with_scores = bool(body.get("return_scores", False))
-        result = []
+        result: list[list[Any]] = []
         for q in queries:
             hits = self.index.search(q, topk)
             if with_scores:
