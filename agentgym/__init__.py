@@ -29,6 +29,9 @@ _LAZY = {
     "Turn": ("agentgym.records", "Turn"),
     "Trajectory": ("agentgym.records", "Trajectory"),
     "Hook": ("agentgym.hooks", "Hook"),
+    "ToolEnv": ("agentgym.tools", "ToolEnv"),
+    "Tool": ("agentgym.tools", "Tool"),
+    "ToolError": ("agentgym.tools", "ToolError"),
     "read_jsonl": ("agentgym.io", "read_jsonl"),
     "write_jsonl": ("agentgym.io", "write_jsonl"),
 }
