@@ -13,9 +13,10 @@ Two action protocols (``protocol=``):
   the first ``<search>q</search>`` or ``<answer>a</answer>`` block of the message acts;
   results come back as ``<information>Doc 1(Title: T) text ...</information>``. IGPO trains with
   this protocol (its answer reward reads the ``<answer>`` block).
-* ``tools``: a function call, ``<tool_call>{"name": "search", "arguments": {...}}</tool_call>``
-  (Hermes/Qwen) or the bare JSON object; wrong names or argument types are observations that
-  show the expected schema.
+* ``tools``: function calling through the core tool layer (:class:`agentgym.tools.ToolEnv`): the
+  schemas reach the policy in ``info["tools"]``, calls are parsed in the policy's own format
+  (Hermes ``<tool_call>{...}</tool_call>`` by default), results come back as ``tool`` messages, and
+  a malformed call is an observation showing the expected schema.
 
 Reward: on ``answer`` only, the token F1 (``reward="f1"``) or exact match (``reward="em"``) with
 the official HotpotQA normalisation, best over the gold answers (:mod:`envs.qa.metrics`);
@@ -37,8 +38,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from agentgym.env import StepResult, TextEnv
+from agentgym.env import StepResult
 from agentgym.errors import ConfigError
+from agentgym.toolformats import get_format
+from agentgym.tools import ToolEnv, ToolError
 from envs.qa import data as qa_data
 from envs.qa.data import Paragraph, Question
 from envs.qa.metrics import best_scores
@@ -141,7 +144,7 @@ class Episode:
     f1: float = 0.0
 
 
-class QAEnv(TextEnv):
+class QAEnv(ToolEnv):
     """Search-and-answer over HotpotQA/MuSiQue paragraphs (or a user's questions); see the module docstring."""
 
     splits = qa_data.SPLITS
@@ -161,13 +164,21 @@ class QAEnv(TextEnv):
                     "setting has nothing to search; pass setting=open (with corpus=FILE or retriever_url=URL)"
                 )
         self._http = HTTPRetriever(c.retriever_url) if c.retriever_url else None
-        self.action_format = (
-            "<search>query</search> to search, or <answer>final answer</answer> to answer"
-            if c.protocol == "search_r1"
-            else '<tool_call>{"name": "search"|"open"|"answer", "arguments": {...}}</tool_call> '
-            "with search(query: str, k: int = 5), open(title: str), answer(text: str)"
-        )
         self.episode: Episode | None = None
+
+    @property
+    def action_format(self) -> str:  # type: ignore[override]
+        if self.config.protocol == "search_r1":
+            return "<search>query</search> to search, or <answer>final answer</answer> to answer"
+        return super().action_format
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        obs, info = super().reset(seed=seed, options=options)
+        if self.config.protocol == "search_r1":  # a text protocol: no function-calling tools to show
+            info.pop("tools", None)
+        return obs, info
 
     # ---- tasks --------------------------------------------------------------------------------
     def task_ids(self, split: str) -> Sequence[str]:
@@ -216,8 +227,7 @@ class QAEnv(TextEnv):
         else:
             how = (
                 f"Use the tools: search(query, k) ranks {where}, open(title) shows a paragraph, "
-                'answer(text) gives your final short answer. Call one tool per message as <tool_call>{"name": '
-                '"search", "arguments": {"query": "..."}}</tool_call>.'
+                "answer(text) gives your final short answer."
             )
         return f"Answer the question. {how}\nQuestion: {q.question}"
 
@@ -237,6 +247,9 @@ class QAEnv(TextEnv):
             The top paragraphs, best first, each with its title.
         """
         ep = self._require()
+        _check_text("query", query)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise ToolError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
         hits = self.retriever().search(query, k)
         for h in hits:
             ep.retrieved.add(h.paragraph.doc_id)
@@ -260,6 +273,7 @@ class QAEnv(TextEnv):
             The paragraph text, or a note that no paragraph has this title.
         """
         ep = self._require()
+        _check_text("title", title)
         found = self.retriever().by_title(title)[:MAX_OPEN]
         if not found:
             return f"No paragraph is titled {title!r}. Search first and open a title from the results."
@@ -278,8 +292,10 @@ class QAEnv(TextEnv):
             A confirmation that the answer was recorded.
         """
         ep = self._require()
+        _check_text("text", text)
         ep.done, ep.answer = True, text
         ep.em, ep.f1 = best_scores(text, ep.question.answers)
+        self.finish(reward=ep.f1 if self.config.reward == "f1" else ep.em)
         return "Answer submitted."
 
     def _see(self, title: str) -> None:
@@ -289,39 +305,32 @@ class QAEnv(TextEnv):
 
     # ---- stepping -----------------------------------------------------------------------------
     def _step(self, action: str) -> StepResult:
+        if self.config.protocol == "tools":
+            return super()._step(action)  # the core tool layer: parse, check schemas, run, tool messages
         ep = self._require()
         if ep.done:
             return self.invalid_action("The episode is over (an answer was given).", info=self._info(False))
-        parsed = self._parse(action)
-        if isinstance(parsed, str):
-            return self.invalid_action(parsed, info=self._info(False))
-        name, args = parsed
-        obs = getattr(self, name)(**args)
-        info = self._info(valid=True)
-        info["tool_call"] = {"name": name, "arguments": args}
+        block = first_block(action, ("search", "answer"))
+        if block is None:
+            return self.invalid_action(
+                "No <search>...</search> or <answer>...</answer> block found.", info=self._info(False)
+            )
+        name, arg = block[0], block[1].strip()
+        args: dict[str, Any] = {"query": arg, "k": self.config.topk} if name == "search" else {"text": arg}
+        try:
+            obs = getattr(self, name)(**args)
+        except ToolError as exc:
+            return self.invalid_action(f"{name}: {exc}.", info=self._info(False))
+        info = {**self._info(valid=True), "tool_calls": [{"id": "call_0", "name": name, "arguments": args}]}
         if name == "answer":
-            reward = ep.f1 if self.config.reward == "f1" else ep.em
-            return obs, reward, True, False, info
+            return obs, self._finished[0] if self._finished else 0.0, True, False, info
         return obs, 0.0, False, False, info
 
-    def _parse(self, action: str) -> tuple[str, dict[str, Any]] | str:
-        """``(tool name, arguments)``, or a message saying what is wrong with the action."""
-        if self.config.protocol == "search_r1":
-            block = first_block(action, ("search", "answer"))
-            if block is None:
-                return "No <search>...</search> or <answer>...</answer> block found."
-            name, arg = block[0], block[1].strip()
-            parsed: tuple[str, dict[str, Any]] = (
-                ("search", {"query": arg, "k": self.config.topk})
-                if name == "search"
-                else ("answer", {"text": arg})
-            )
-        else:
-            call = parse_tool_call(action)
-            if isinstance(call, str):
-                return call
-            parsed = call
-        return check_arguments(*parsed)
+    def step_info(self) -> dict[str, Any]:
+        """The standard info after a tool-call step (the tool layer adds ``valid_action`` and the calls)."""
+        info = self._info(valid=True)
+        del info["valid_action"]
+        return info
 
     # ---- info ---------------------------------------------------------------------------------
     def _require(self) -> Episode:
@@ -381,7 +390,7 @@ class QAEnv(TextEnv):
             if name == "open":
                 raise ConfigError("the search_r1 protocol has no open; use search")
             return f"<{name}>{args['query' if name == 'search' else 'text']}</{name}>"
-        return f"<tool_call>{json.dumps({'name': name, 'arguments': args})}</tool_call>"
+        return get_format(self.tool_format).render([{"name": name, "arguments": args}])
 
     def walkthrough(self, q: Question) -> list[str]:
         """The oracle: read the gold paragraphs (open, or search by their opening), answer the gold."""
@@ -398,12 +407,12 @@ class QAEnv(TextEnv):
         return [*steps, self.format_action("answer", {"text": q.answers[0]})]
 
 
-# ---- parsing tool calls ---------------------------------------------------------------------------
-SCHEMAS = {
-    "search": "search(query: str, k: int = 5)",
-    "open": "open(title: str)",
-    "answer": "answer(text: str)",
-}
+# ---- the Search-R1 protocol ----------------------------------------------------------------------
+def _check_text(name: str, value: str) -> None:
+    if not value.strip():
+        raise ToolError(f"{name} must not be empty")
+    if len(value) > MAX_ARG_CHARS:
+        raise ToolError(f"{name} takes at most {MAX_ARG_CHARS} characters, got {len(value)}")
 
 
 def first_block(text: str, tags: Sequence[str]) -> tuple[str, str] | None:
@@ -425,57 +434,3 @@ def first_block(text: str, tags: Sequence[str]) -> tuple[str, str] | None:
         if end >= 0 and (best is None or start < best[0]):
             best = (start, tag, text[body:end])
     return None if best is None else (best[1], best[2])
-
-
-def parse_tool_call(action: str) -> tuple[str, dict[str, Any]] | str:
-    """The first tool call of a message (Hermes ``<tool_call>`` JSON, or a bare JSON object).
-
-    >>> parse_tool_call('<tool_call>{"name": "open", "arguments": {"title": "Paris"}}</tool_call>')
-    ('open', {'title': 'Paris'})
-    """
-    block = first_block(action, ("tool_call",))
-    body = block[1] if block else action
-    try:
-        call = json.loads(body.strip())
-    except (json.JSONDecodeError, RecursionError):
-        return 'No tool call found: write <tool_call>{"name": ..., "arguments": {...}}</tool_call> with valid JSON.'
-    if not isinstance(call, dict) or not isinstance(call.get("name"), str):
-        return 'A tool call is a JSON object {"name": ..., "arguments": {...}}.'
-    args = call.get("arguments", {})
-    if isinstance(args, str):  # OpenAI sends arguments as a JSON string
-        try:
-            args = json.loads(args)
-        except (json.JSONDecodeError, RecursionError):
-            return f"The arguments of {call['name']!r} are not valid JSON."
-    if not isinstance(args, dict):
-        return f"The arguments of {call['name']!r} must be a JSON object."
-    return call["name"], args
-
-
-def check_arguments(name: str, args: dict[str, Any]) -> tuple[str, dict[str, Any]] | str:
-    """Validate a call against the tool signatures; the message names the expected schema."""
-    if name not in SCHEMAS:
-        return f"Unknown tool {name[:40]!r}; the tools are {', '.join(SCHEMAS.values())}."
-    required = {"search": {"query"}, "open": {"title"}, "answer": {"text"}}[name]
-    allowed = required | ({"k"} if name == "search" else set())
-    problem = None
-    if set(args) - allowed or required - set(args):
-        problem = f"takes {sorted(allowed)} (required {sorted(required)}), got {sorted(args)[:5]}"
-    elif any(not isinstance(args[key], str) for key in required):
-        problem = "needs text (a JSON string) arguments"
-    elif any(not args[key].strip() for key in required):
-        problem = "needs a non-empty argument"
-    elif any(len(args[key]) > MAX_ARG_CHARS for key in required):
-        problem = f"takes at most {MAX_ARG_CHARS} characters"
-    elif (
-        name == "search"
-        and "k" in args
-        and (isinstance(args["k"], bool) or not isinstance(args["k"], int) or not 1 <= args["k"] <= MAX_K)
-    ):
-        problem = f"takes k as an integer from 1 to {MAX_K}"
-    if problem:
-        return f"{SCHEMAS[name]} {problem}."
-    out = {key: args[key].strip() for key in required}
-    if "k" in args:
-        out["k"] = args["k"]
-    return name, out

@@ -21,7 +21,7 @@ from agentgym.errors import ConfigError
 from agentgym.evaluation import EvalConfig, evaluate
 from agentgym.policies.scripted import OraclePolicy, RandomPolicy
 from envs.qa import data as qa_data
-from envs.qa.env import QAEnv, check_arguments, first_block, parse_tool_call
+from envs.qa.env import QAEnv, first_block
 from envs.qa.metrics import best_scores, exact_match, f1_score, normalize_answer
 
 # ../shared/data/qa beside the repo, else $AGENTGYM_QA_DATA (a worktree elsewhere)
@@ -148,7 +148,7 @@ def test_search_r1_protocol_formats_information_and_takes_the_first_block():
     env.reset(options={"task_id": env.task_ids("test")[0]})
     query = env.episode.question.question  # many terms: more than 2 paragraphs match
     obs, _, _, _, info = env.step(f"<think>hmm</think><search>{query}</search><answer>x</answer>")
-    assert info["valid_action"] and info["tool_call"]["name"] == "search"
+    assert info["valid_action"] and info["tool_calls"][0]["name"] == "search"
     assert obs.startswith("\n\n<information>Doc 1(Title: ") and "Doc 2(Title: " in obs and "Doc 3" not in obs
     obs, _, _, _, info = env.step("I will answer now: answer[no]")
     assert not info["valid_action"] and "<answer>" in obs
@@ -254,24 +254,38 @@ def test_bad_settings_and_records_are_clear_errors(tmp_path):
 
 
 # ---- malformed and hostile actions -------------------------------------------------------------
-def test_malformed_tool_calls_say_what_was_expected():
-    assert parse_tool_call('{"name": "search", "arguments": "{\\"query\\": \\"x\\"}"}') == (
-        "search",
-        {"query": "x"},
-    )
-    assert "valid JSON" in parse_tool_call("<tool_call>{name: search}</tool_call>")
-    assert "Unknown tool" in check_arguments("delete", {})
-    assert "k as an integer" in check_arguments("search", {"query": "x", "k": True})
-    assert "k as an integer" in check_arguments("search", {"query": "x", "k": 100})
-    assert "text" in check_arguments("open", {"title": 5})
-    assert "required" in check_arguments("answer", {"answer": "x"})
+@pytest.mark.parametrize(
+    "call,expected",
+    [
+        ('<tool_call>{"name": "search", "arguments": {"q": "x"}}</tool_call>', "missing required argument query"),
+        ('<tool_call>{"name": "search", "arguments": {"query": "x", "k": true}}</tool_call>', "k: expected integer"),
+        ('<tool_call>{"name": "search", "arguments": {"query": "x", "k": 100}}</tool_call>', "k must be an integer from 1 to 20"),
+        ('<tool_call>{"name": "open", "arguments": {"title": 5}}</tool_call>', "title: expected string"),
+        ('<tool_call>{"name": "answer", "arguments": {"text": "  "}}</tool_call>', "text must not be empty"),
+        ('<tool_call>{"name": "delete", "arguments": {}}</tool_call>', "unknown tool 'delete'"),
+        ("<tool_call>{name: search}</tool_call>", "Error"),
+        ("I think the answer is Paris.", "No tool call found"),
+    ],
+)  # fmt: skip
+def test_malformed_tool_calls_are_observations_that_say_what_was_expected(call, expected):
     env = make(protocol="tools")
-    env.reset(options={"task_id": env.task_ids("test")[0]})
-    obs, reward, terminated, _, info = env.step(
-        '<tool_call>{"name": "search", "arguments": {"q": "x"}}</tool_call>'
-    )
+    _, info = env.reset(options={"task_id": env.task_ids("test")[0]})
+    assert [t["function"]["name"] for t in info["tools"]] == ["search", "open", "answer"]
+    obs, reward, terminated, _, info = env.step(call)
     assert not info["valid_action"] and not terminated and reward == 0.0
-    assert "search(query: str, k: int = 5)" in obs
+    assert expected in obs, obs
+
+
+def test_tool_calls_get_tool_messages_and_search_r1_shows_no_tools():
+    env = make(protocol="tools")
+    _, info = env.reset(options={"task_id": env.task_ids("test")[0]})
+    title = env.episode.question.gold_paragraphs()[0].title
+    obs, _, _, _, info = env.step(env.format_action("open", {"title": title}))
+    assert info["valid_action"] and info["tool_calls"][0]["name"] == "open"
+    assert info["tool_messages"][0]["role"] == "tool" and info["tool_messages"][0]["content"] == obs
+    assert obs.startswith(title) and info["progress"] == 0.5
+    _, info = make(protocol="search_r1").reset(options={"task_id": env.task_ids("test")[0]})
+    assert "tools" not in info
 
 
 _SNIPPETS = st.sampled_from(
