@@ -24,13 +24,20 @@ pytestmark = [
 ]
 
 
-def test_igpo_scores_qa_oracle_trajectories_against_the_gold_answer():
+@pytest.fixture(scope="module")
+def tiny():
+    """(model, tokenizer): the locally built tiny Qwen2 with a ChatML template that renders tools."""
     pytest.importorskip("torch")
+    from agentgym.models import build_tiny_model, builtin_corpus
+
+    return build_tiny_model(builtin_corpus(), hidden_size=32, num_layers=2, num_heads=4, vocab_size=400)
+
+
+def test_igpo_scores_qa_oracle_trajectories_against_the_gold_answer(tiny):
     import rewards
     from agentgym.evaluation import EvalConfig, evaluate
     from agentgym.policies.scripted import OraclePolicy
     from agentgym.rollout import RolloutConfig
-    from rewards.testing import tiny_model, tiny_tokenizer
 
     cfg = EvalConfig(
         split="train",
@@ -39,9 +46,8 @@ def test_igpo_scores_qa_oracle_trajectories_against_the_gold_answer():
         rollout=RolloutConfig(max_turns=6),
     )
     _, trajs = evaluate("qa", OraclePolicy(), cfg)
-    texts = [t.turns[0].observation for t in trajs] + [x.action for t in trajs for x in t.turns]
-    tokenizer = tiny_tokenizer(texts * 5, vocab_size=400)
-    module = rewards.make("igpo", model=tiny_model(tokenizer, hidden=32), tokenizer=tokenizer)
+    model, tokenizer = tiny
+    module = rewards.make("igpo", model=model, tokenizer=tokenizer)
     (scores,) = module.score([trajs])
     for i, traj in enumerate(trajs):
         gold = traj.reset_info["ground_truth"]
@@ -77,3 +83,36 @@ def test_train_qa_with_igpo_runs_end_to_end_on_the_tiny_model(tmp_path):
     assert rl[0]["credit/turns"] > 0 and rl[0]["credit/failed_trajectories"] == 0
     assert rl[0]["tokens"] > 0
     assert (tmp_path / "model" / "config.json").is_file()
+
+
+def test_tools_protocol_with_the_tiny_hf_policy_and_igpo_on_the_env_reward(tiny):
+    """Function calling end to end: the tiny model's chat template renders the QA tools, the
+    rollout runs its replies through the tool layer, and IGPO (answer_reward='env') scores the
+    oracle's tool-call answers by the env's F1."""
+    import rewards
+    from agentgym.evaluation import EvalConfig, evaluate
+    from agentgym.policies.hf import HFPolicy
+    from agentgym.policies.scripted import OraclePolicy
+    from agentgym.rollout import Rollout, RolloutConfig
+
+    kwargs = {"data_dir": str(DATA), "protocol": "tools"}
+    model, tok = tiny
+    with Rollout(
+        "qa", HFPolicy(model, tok, max_new_tokens=24), RolloutConfig(max_turns=2), env_kwargs=kwargs
+    ) as r:
+        (traj,) = r.run(["5ae1316555429901ffe4adda"], "test")
+    assert traj.error is None and len(traj.turns) >= 1
+    schemas = traj.reset_info["tools"]
+    assert [s["function"]["name"] for s in schemas] == ["search", "open", "answer"]
+    rendered = tok.apply_chat_template([{"role": "user", "content": "q"}], tools=schemas, tokenize=False)
+    assert '"name": "search"' in rendered and '"name": "answer"' in rendered
+    for turn in traj.turns:  # a random model's reply is a call (run or rejected) or plain text, never a crash
+        assert "tool_calls" in turn.info and isinstance(turn.info["valid_action"], bool)
+
+    cfg = EvalConfig(split="train", episodes=2, env_kwargs={**kwargs, "reward": "f1"})
+    _, trajs = evaluate("qa", OraclePolicy(), cfg)
+    module = rewards.make("igpo(answer_reward='env')", model=model, tokenizer=tok)
+    (scores,) = module.score([trajs])
+    for i, t in enumerate(trajs):
+        assert t.turns[-1].info["tool_calls"][0]["name"] == "answer"
+        assert scores.channel[i][-1] == "answer" and scores.rewards[i][-1] == 1.0  # the env's F1 of the gold

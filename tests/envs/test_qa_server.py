@@ -89,8 +89,12 @@ def test_the_server_stops_itself_after_max_requests(small_index):
 
 @pytest.mark.slow  # indexes the whole corpus in a subprocess
 def test_cli_service_feeds_open_setting_envs_and_stops_when_idle(tmp_path):
+    local = agentgym.make("qa", data_dir=str(DATA), setting="open").unwrapped
+    tasks = local.task_ids("test")[:4]
+    local.reset(options={"task_id": tasks[0]})
+    local.retriever()  # build the in-process corpus index before the server's idle clock runs
     cmd = [sys.executable, "-m", "agentgym.cli", "serve-retriever", "--data-dir", str(DATA), "--port", "0",
-           "--idle-timeout", "5"]  # fmt: skip
+           "--idle-timeout", "10"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
@@ -100,8 +104,7 @@ def test_cli_service_feeds_open_setting_envs_and_stops_when_idle(tmp_path):
         )
         url = line.rsplit(" ", 1)[1].strip()
         remote = agentgym.make("qa", data_dir=str(DATA), setting="open", retriever_url=url).unwrapped
-        local = agentgym.make("qa", data_dir=str(DATA), setting="open").unwrapped
-        for task in remote.task_ids("test")[:4]:
+        for task in tasks:
             obs = {}
             for name, env in (("remote", remote), ("local", local)):
                 _, info = env.reset(options={"task_id": task})
@@ -109,7 +112,7 @@ def test_cli_service_feeds_open_setting_envs_and_stops_when_idle(tmp_path):
                 obs[name] = [s[0] for s in steps]
                 assert steps[-1][1] == 1.0 and steps[-1][4]["won"] and steps[-1][4]["progress"] == 1.0
             assert obs["remote"] == obs["local"]  # the same index, over HTTP
-        assert proc.wait(timeout=30) == 0  # idle for 5 s: it stops by itself
+        assert proc.wait(timeout=60) == 0  # idle for 10 s: it stops by itself
     finally:
         if proc.poll() is None:
             proc.kill()
