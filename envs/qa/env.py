@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agentgym.env import StepResult
-from agentgym.errors import ConfigError
+from agentgym.errors import ConfigError, EnvError
 from agentgym.toolformats import get_format
 from agentgym.tools import ToolEnv, ToolError
 from envs.qa import data as qa_data
@@ -164,6 +164,7 @@ class QAEnv(ToolEnv):
                     "setting has nothing to search; pass setting=open (with corpus=FILE or retriever_url=URL)"
                 )
         self._http = HTTPRetriever(c.retriever_url) if c.retriever_url else None
+        self._retriever_error: EnvError | None = None
         self.episode: Episode | None = None
 
     @property
@@ -250,7 +251,7 @@ class QAEnv(ToolEnv):
         _check_text("query", query)
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise ToolError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
-        hits = self.retriever().search(query, k)
+        hits = self._retrieve(lambda r: r.search(query, k))
         for h in hits:
             ep.retrieved.add(h.paragraph.doc_id)
             self._see(h.paragraph.title)
@@ -274,7 +275,7 @@ class QAEnv(ToolEnv):
         """
         ep = self._require()
         _check_text("title", title)
-        found = self.retriever().by_title(title)[:MAX_OPEN]
+        found = self._retrieve(lambda r: r.by_title(title))[:MAX_OPEN]
         if not found:
             return f"No paragraph is titled {title!r}. Search first and open a title from the results."
         for p in found:
@@ -298,6 +299,16 @@ class QAEnv(ToolEnv):
         self.finish(reward=ep.f1 if self.config.reward == "f1" else ep.em)
         return "Answer submitted."
 
+    def _retrieve(self, ask: Callable[[Retriever], Any]) -> Any:
+        """Ask the retriever; a retriever failure (e.g. the HTTP service is down) fails the episode."""
+        try:
+            return ask(self.retriever())
+        except EnvError as exc:
+            self._retriever_error = (
+                exc  # the tool layer turns exceptions into observations: re-raised in _step
+            )
+            raise
+
     def _see(self, title: str) -> None:
         ep = self._require()
         if title not in ep.seen_titles:
@@ -306,7 +317,11 @@ class QAEnv(ToolEnv):
     # ---- stepping -----------------------------------------------------------------------------
     def _step(self, action: str) -> StepResult:
         if self.config.protocol == "tools":
-            return super()._step(action)  # the core tool layer: parse, check schemas, run, tool messages
+            self._retriever_error = None
+            result = super()._step(action)  # the core tool layer: parse, check schemas, run, tool messages
+            if self._retriever_error is not None:  # an infrastructure failure, not the agent's mistake
+                raise self._retriever_error
+            return result
         ep = self._require()
         if ep.done:
             return self.invalid_action("The episode is over (an answer was given).", info=self._info(False))

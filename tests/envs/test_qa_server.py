@@ -124,3 +124,11 @@ def test_a_dead_retriever_is_an_error_not_an_empty_result():
 
     with pytest.raises(EnvError, match="retriever at http://127.0.0.1:9"):
         HTTPRetriever("http://127.0.0.1:9", timeout=2).search("x", 3)
+    # through the env, in both protocols: the episode fails (the rollout records it), no observation
+    for protocol in ("search_r1", "tools"):
+        env = agentgym.make(
+            "qa", data_dir=str(DATA), setting="open", protocol=protocol, retriever_url="http://127.0.0.1:9"
+        )
+        _, info = env.reset(options={"task_id": env.unwrapped.task_ids("test")[0]})
+        with pytest.raises(EnvError, match="retriever at"):
+            env.step(env.unwrapped.format_action("search", {"query": "x"}))
