@@ -143,6 +143,7 @@ class WebShopEnv(TextEnv):
         self.config = config if config is not None else WebShopConfig.from_kwargs(**kwargs)
         self.shop: Shop = load_shop(self.config)
         self.session: Session | None = None
+        self._cum_weights: dict[str, np.ndarray] = {}
 
     # ---- tasks ------------------------------------------------------------------------------
     def task_ids(self, split: str) -> Sequence[str]:
@@ -179,13 +180,18 @@ class WebShopEnv(TextEnv):
         return super().reset(seed=seed, options=options)
 
     def sample_task(self, split: str) -> str:
-        """A goal of ``split`` drawn with probability proportional to its weight (the original's
-        intent: ``utils.random_idx`` over the cumulative weights)."""
+        """A goal of ``split`` drawn with probability proportional to its weight.
+
+        That is the intent of the original's ``utils.random_idx``; as written it returns
+        ``bisect(cum_weights, pos)`` with ``cum_weights`` starting at 0 and no ``- 1``, which hands
+        each goal's weight to the next goal (goal 0 is never drawn). That slip is not copied."""
         ids = self.shop.splits[split]
         if len(ids) == 0:
             raise ConfigError(f"split {split!r} has no tasks")
-        weights = np.array([self.shop.goals[i].weight for i in ids], dtype=np.float64)
-        cum = np.cumsum(weights)
+        cum = self._cum_weights.get(split)
+        if cum is None:
+            cum = np.cumsum([self.shop.goals[i].weight for i in ids], dtype=np.float64)
+            self._cum_weights[split] = cum
         pos = self.np_random.uniform(0.0, cum[-1])
         return str(ids[min(int(np.searchsorted(cum, pos, side="right")), len(ids) - 1)])
 

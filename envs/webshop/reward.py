@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from rapidfuzz import fuzz
 from rapidfuzz.utils import default_process
 
-from envs.webshop.nouns import STAND_IN_VERSION, NounTagger, stand_in_nouns
+from envs.webshop.nouns import STAND_IN_VERSION, NounTagger
 
 if TYPE_CHECKING:
     from envs.webshop.data import Product
@@ -80,11 +80,8 @@ def normalize_color(value: str | tuple[str, ...]) -> str | tuple[str, ...]:
     return value
 
 
-def title_nouns(text: str) -> list[str]:
-    """The stand-in noun list (kept for callers without a :class:`NounTagger`)."""
-    return stand_in_nouns(text)
-
-
+#: the default noun source of :func:`type_reward` / :func:`compute_reward` when none is passed
+#: (the env passes its shop's :class:`NounTagger`)
 STAND_IN_NOUNS = NounTagger(spacy_model=None)
 
 

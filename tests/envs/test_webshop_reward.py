@@ -15,6 +15,7 @@ import pytest
 
 from envs.webshop.data import Product
 from envs.webshop.goals import NO_CAP, Goal, price_cap, split_ranges, synthetic_goals
+from envs.webshop.nouns import stand_in_nouns as title_nouns
 from envs.webshop.reward import (
     attribute_matches,
     compute_reward,
@@ -22,7 +23,6 @@ from envs.webshop.reward import (
     normalize_color,
     option_matches,
     price_ok,
-    title_nouns,
     type_reward,
 )
 
