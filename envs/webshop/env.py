@@ -176,7 +176,7 @@ class WebShopEnv(TextEnv):
             seed = None
             split = options.get("split", self.splits[0])
             if split in self.shop.splits:
-                options["task_id"] = self.sample_task(split)
+                options["task_id"], options["split"] = self.sample_task(split), split
         return super().reset(seed=seed, options=options)
 
     def sample_task(self, split: str) -> str:
