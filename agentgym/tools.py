@@ -44,7 +44,8 @@ and run; the reply is one ``tool`` message per call, in ``info["tool_messages"]`
 records the parsed calls, ``info["tool_errors"]`` what went wrong. A malformed call (bad JSON,
 unknown tool, missing or mistyped arguments, a tool raising :class:`ToolError`) is answered by a
 ``tool`` message that says what was wrong and shows the expected schema, with
-``valid_action=False``; it never raises. A reply without any call goes to :meth:`ToolEnv.on_text`
+``valid_action=False``; it never raises. (A tool raising :class:`~agentgym.errors.EnvError`, an
+infrastructure failure that is not the agent's mistake, propagates: the rollout fails the episode.) A reply without any call goes to :meth:`ToolEnv.on_text`
 (default: an invalid action that lists the tools).
 
 Tools may also come from an MCP server (:mod:`agentgym.mcptools`): anything with ``name``,
@@ -60,7 +61,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentgym.env import StepResult, TextEnv
-from agentgym.errors import AgentGymError, ConfigError
+from agentgym.errors import AgentGymError, ConfigError, EnvError
 from agentgym.toolformats import DEFAULT_TOOL_FORMAT, ParsedReply, ToolCall, get_format
 
 log = logging.getLogger(__name__)
@@ -290,6 +291,8 @@ class ToolSet:
             result = tool(**call.arguments)
         except ToolError as exc:
             return f"Error: {exc}", f"{call.name}: {exc}"
+        except EnvError:
+            raise  # infrastructure (a backend or service failed), not the agent's mistake: the episode fails
         except Exception as exc:  # noqa: BLE001 - a failing tool is the agent's observation, not a crash
             log.warning("tool %s raised", call.name, exc_info=True)
             return (

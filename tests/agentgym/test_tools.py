@@ -180,6 +180,23 @@ def test_a_reply_without_a_call_lists_the_tools():
     assert info["valid_action"] is False and info["tool_calls"] == []
 
 
+def test_an_infrastructure_failure_in_a_tool_fails_the_episode():
+    from agentgym.errors import EnvError
+
+    env = ToolCalcEnv()
+    env.reset(options={"task_id": "toolcalc-train-0"})
+
+    def broken(a: int, b: int) -> int:
+        raise EnvError("the calculator service is down")
+
+    env.toolset.tools["add"].fn = broken
+    with pytest.raises(EnvError, match="service is down"):
+        env.step(ADD)
+    env.toolset.tools["add"].fn = lambda a, b: 1 // 0  # a bug in a tool is the agent's observation
+    obs, *_ = env.step(ADD)
+    assert "add failed: ZeroDivisionError" in obs
+
+
 def test_calls_after_the_episode_ended_are_not_run():
     env = ToolCalcEnv()
     env.reset(options={"task_id": "toolcalc-train-0"})
