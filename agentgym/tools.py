@@ -182,22 +182,28 @@ def check_value(value: Any, schema: Any, where: str) -> list[str]:
     return problems
 
 
-def check_object(value: Mapping[str, Any], schema: dict[str, Any], where: str = "") -> list[str]:
-    """Missing required keys, unknown keys (when ``additionalProperties`` is false or properties are
-    listed for a tool's arguments) and per-key problems."""
+def check_object(
+    value: Mapping[str, Any], schema: dict[str, Any], where: str = "", *, closed: bool = False
+) -> list[str]:
+    """Missing required keys, unknown keys and per-key problems of an object.
+
+    A key the schema does not list is unknown unless ``additionalProperties`` allows it; without
+    that keyword, an object whose properties are listed, or any ``closed`` one (a tool's arguments),
+    takes no other keys.
+    """
     props = schema.get("properties") or {}
     prefix = f"{where}." if where else ""
     problems = [
         f"missing required argument {prefix}{k}" for k in schema.get("required", []) if k not in value
     ]
-    extra = schema.get("additionalProperties", not props)
+    extra = schema.get("additionalProperties", not (closed or props))
     for key, item in value.items():
         if key in props:
             problems += check_value(item, props[key], f"{prefix}{key}")
-        elif extra is False or (extra is not True and not isinstance(extra, dict)):
-            problems.append(f"unknown argument {prefix}{key} (expected: {', '.join(props) or 'none'})")
         elif isinstance(extra, dict):
             problems += check_value(item, extra, f"{prefix}{key}")
+        elif extra is not True:
+            problems.append(f"unknown argument {prefix}{key} (expected: {', '.join(props) or 'none'})")
     return problems
 
 
@@ -282,7 +288,7 @@ class ToolSet:
         if tool is None:
             problem = f"unknown tool {call.name!r}"
             return f"Error: {problem}. Available tools: {self.listing()}", problem
-        problems = check_object(call.arguments, tool.parameters)
+        problems = check_object(call.arguments, tool.parameters, closed=True)
         if problems:
             problem = f"{call.name}: " + "; ".join(problems)
             schema = json.dumps(tool.parameters, ensure_ascii=False)

@@ -172,6 +172,15 @@ def test_a_malformed_call_is_an_observation_with_the_expected_schema(action, pro
     assert env.step(ADD)[0] == "14"  # the episode goes on
 
 
+def test_a_tool_without_parameters_takes_no_arguments():
+    from agentgym.tools import check_object
+
+    assert check_object({"x": 1}, {"type": "object", "properties": {}}, closed=True) == [
+        "unknown argument x (expected: none)"
+    ]
+    assert check_object({"x": 1}, {"type": "object"}) == []  # a free-form nested object
+
+
 def test_a_reply_without_a_call_lists_the_tools():
     env = ToolCalcEnv()
     env.reset(options={"task_id": "toolcalc-train-0"})
