@@ -1,7 +1,8 @@
 """A human at the terminal as a policy (``agentgym play --policy human``).
 
-For each environment of the batch it prints the latest observation and the numbered admissible
-actions, then reads one line: a number picks that admissible action, anything else is sent as
+For each environment of the batch it prints the latest observation (a tool env's tool results,
+and on the first turn its tools and how to call them) and the numbered admissible actions, then
+reads one line: a number picks that admissible action, anything else is sent as
 typed. ``:help`` lists the commands; ``:quit`` (or end of input, Ctrl-D) raises
 :class:`HumanQuit`. ``HumanQuit`` subclasses ``KeyboardInterrupt`` on purpose: rollout code that
 records env errors with ``except Exception`` lets it through, and the CLI stops cleanly with one
@@ -14,6 +15,7 @@ run inside other front ends.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from agentgym.policies.base import ActionOutput, Policy, PolicyInput
 
@@ -57,6 +59,8 @@ class HumanPolicy(Policy):
             header += f" · env {k + 1}/{n}"
         self.print_fn(header)
         self.print_fn(_latest_observation(item))
+        if item.tools and item.turn_index == 0:
+            self.print_fn(_tool_listing(item.tools))
         actions = [str(a) for a in item.info.get("admissible_actions") or []]
         if actions:
             listing = "\n".join(f"  {i + 1:>2}. {a}" for i, a in enumerate(actions[: self.show_actions]))
@@ -86,7 +90,22 @@ class HumanPolicy(Policy):
 
 
 def _latest_observation(item: PolicyInput) -> str:
+    """The env's messages since the last action (a user observation, or a tool env's tool results)."""
+    tail = []
     for message in reversed(item.messages):
-        if message.get("role") == "user":
-            return message.get("content", "")
+        if message.get("role") in ("assistant", "system"):
+            break
+        tail.append(message.get("content", ""))
+    if tail:
+        return "\n\n".join(reversed(tail))
     return item.messages[-1].get("content", "") if item.messages else ""
+
+
+def _tool_listing(tools: Sequence[dict[str, Any]]) -> str:
+    lines = ['Tools (call one with <tool_call>{"name": ..., "arguments": {...}}</tool_call>):']
+    for tool in tools:
+        fn = tool.get("function", tool)
+        params = (fn.get("parameters") or {}).get("properties") or {}
+        args = ", ".join(f"{k}: {v.get('type', 'any')}" for k, v in params.items() if isinstance(v, dict))
+        lines.append(f"  {fn.get('name')}({args}) — {fn.get('description', '')}")
+    return "\n".join(lines)

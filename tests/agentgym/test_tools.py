@@ -292,3 +292,17 @@ def tiny_tokenizer():
     from agentgym.models import builtin_corpus, train_tokenizer
 
     return train_tokenizer(builtin_corpus(), vocab_size=500)
+
+
+def test_a_human_sees_the_tools_and_the_tool_results():
+    from agentgym.policies.human import HumanPolicy
+    from agentgym.rollout import Rollout, RolloutConfig
+
+    typed = iter([ADD, call("answer", value=14)])
+    shown: list[str] = []
+    human = HumanPolicy(input_fn=lambda _: next(typed), print_fn=shown.append)
+    with Rollout("toolcalc", human, RolloutConfig(max_turns=3)) as rollout:
+        traj = rollout.run(["toolcalc-train-0"], "train")[0]
+    assert traj.won
+    assert "  add(a: integer, b: integer) — Add two integers." in shown[2]
+    assert shown[-1] == "14"  # the tool result, shown as the latest observation
