@@ -193,7 +193,7 @@ def turn_figure(traj: Trajectory) -> dict[str, Any]:
                 y=ys,
                 name=name,
                 marker_color=BAR_COLORS[name],
-                texttemplate="%{y:.3g}",
+                texttemplate="%{y:.3~g}",
                 textposition="outside",
                 cliponaxis=False,
             )
@@ -252,16 +252,14 @@ def _traj_section(traj: Trajectory, fig_index: int, *, open_: bool) -> str:
 
 
 def _default_open(run: RunData) -> tuple[int, str] | None:
-    """(rollout set index, traj_id) shown open: the last sampled step's first trajectory with tokens."""
-    for i in reversed(range(len(run.rollouts))):
-        rs = run.rollouts[i]
-        if rs.phase != "train":
-            continue
-        for traj in rs.trajectories:
-            if any("token_advantage" in t.credit for t in traj.turns):
+    """(rollout set index, traj_id) shown open: from the last sampled step backwards, the first
+    trajectory with per-token advantages and a non-zero advantage (else the last step's first)."""
+    train = [i for i, rs in enumerate(run.rollouts) if rs.phase == "train" and rs.trajectories]
+    for i in reversed(train):
+        for traj in run.rollouts[i].trajectories:
+            if any("token_advantage" in t.credit and t.advantage for t in traj.turns):
                 return i, traj.traj_id
-        return (i, rs.trajectories[0].traj_id) if rs.trajectories else None
-    return None
+    return (train[-1], run.rollouts[train[-1]].trajectories[0].traj_id) if train else None
 
 
 def _rollout_set(rs: RolloutSet, figs: list[dict[str, Any]], open_traj: str | None) -> str:

@@ -88,6 +88,7 @@ class MetricsLogger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tb: Any = None
         self._wandb: Any = None
+        self._wandb_keys: set[str] = set()
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -123,7 +124,16 @@ class MetricsLogger:
                 self._tb.add_scalar(key, value, step)
             self._tb.flush()
         if self._wandb is not None:
-            self._wandb.log(scalars, step=step)
+            self._log_wandb(phase, step, scalars)
+
+    def _log_wandb(self, phase: str, step: int, scalars: dict[str, float]) -> None:
+        """W&B steps must only grow, but SFT and RL count their own steps: each phase logs its
+        step as a metric (``sft/step``; ``training/global_step`` as verl) and W&B plots against it."""
+        axis = "sft/step" if phase == "sft" else "training/global_step"
+        for key in scalars.keys() - self._wandb_keys:
+            self._wandb.define_metric(key, step_metric=axis)
+            self._wandb_keys.add(key)
+        self._wandb.log({**scalars, axis: step})
 
     def _sink_key(self, phase: str, key: str) -> str:
         if phase == "rl":
