@@ -185,7 +185,11 @@ def turn_figure(traj: Trajectory) -> dict[str, Any]:
     go = _plotly()
     xs = [f"turn {t.index}" for t in traj.turns]
     fig = go.Figure()
-    for name, attr in (("raw reward", "raw_reward"), ("shaped reward", "shaped_reward"), ("advantage", "advantage")):
+    for name, attr in (
+        ("raw reward", "raw_reward"),
+        ("shaped reward", "shaped_reward"),
+        ("advantage", "advantage"),
+    ):
         ys = [getattr(t, attr) for t in traj.turns]
         fig.add_trace(
             go.Bar(

@@ -44,13 +44,24 @@ class Chromium:
     def dump_dom(self, page: Path, *, budget_ms: int = 10000) -> tuple[str, list[str]]:
         """(serialised DOM after ``budget_ms`` of virtual time, console messages incl. uncaught errors)."""
         res = self._run(
-            ["--enable-logging=stderr", "--v=0", f"--virtual-time-budget={budget_ms}", "--dump-dom", page.as_uri()]
+            [
+                "--enable-logging=stderr",
+                "--v=0",
+                f"--virtual-time-budget={budget_ms}",
+                "--dump-dom",
+                page.as_uri(),
+            ]
         )
         return res.stdout, _CONSOLE.findall(res.stderr)
 
     def screenshot(self, page: Path, out: Path, *, width: int = 1400, height: int = 2600) -> Path:
         self._run(
-            ["--virtual-time-budget=10000", f"--screenshot={out}", f"--window-size={width},{height}", page.as_uri()]
+            [
+                "--virtual-time-budget=10000",
+                f"--screenshot={out}",
+                f"--window-size={width},{height}",
+                page.as_uri(),
+            ]
         )
         return out
 

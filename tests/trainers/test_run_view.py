@@ -129,7 +129,9 @@ def test_training_saves_credited_rollouts_of_sampled_steps_and_evals(runs):
             assert len(u.credit["token_text"]) == len(u.token_ids)
             assert u.credit["token_advantage"] == [pytest.approx(u.advantage, abs=1e-6)] * len(u.token_ids)
     # the SFT warm start gives mixed outcomes: some turn of the batches has a non-zero advantage
-    assert any(u.advantage for s in (1, 2) for t in read_jsonl(rollout_file(run, "train", s)) for u in t.turns)
+    assert any(
+        u.advantage for s in (1, 2) for t in read_jsonl(rollout_file(run, "train", s)) for u in t.turns
+    )
     for tag, step in (("initial", 0), ("after_sft", 0), ("final", 2)):
         evals = read_jsonl(rollout_file(run, "eval", step, tag))
         assert len(evals) == 2 and {t.meta["tag"] for t in evals} == {tag}
@@ -143,10 +145,14 @@ def test_metrics_use_verl_names_and_match_the_saved_batches(runs):
         assert set(VERL_KEYS) <= set(rec)
         trajs = read_jsonl(rollout_file(run, "train", step))  # the whole batch was saved
         adv = [u.advantage for t in trajs for u in t.turns]
-        assert rec["critic/score/mean"] == pytest.approx(statistics.fmean(sum(u.reward for u in t.turns) for t in trajs))
+        assert rec["critic/score/mean"] == pytest.approx(
+            statistics.fmean(sum(u.reward for u in t.turns) for t in trajs)
+        )
         assert rec["critic/advantages/mean"] == pytest.approx(sum(adv) / len(adv), abs=1e-9)
         mean = sum(adv) / len(adv)
-        assert rec["critic/advantages/std"] == pytest.approx(math.sqrt(sum((a - mean) ** 2 for a in adv) / len(adv)))
+        assert rec["critic/advantages/std"] == pytest.approx(
+            math.sqrt(sum((a - mean) ** 2 for a in adv) / len(adv))
+        )
         assert rec["credit/advantage_nonzero_frac"] == pytest.approx(sum(a != 0 for a in adv) / len(adv))
         # entropy of a distribution over the tiny vocabulary (400 ids): 0 < H <= ln 400
         assert 0 < rec["actor/entropy"] <= math.log(400) + 1e-6
@@ -191,7 +197,9 @@ def _wandb_history(run_file: str) -> dict[int, dict[str, float]]:
             record.ParseFromString(buf)
             buf = b""
             if record.WhichOneof("record_type") == "history":
-                items = {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item}
+                items = {
+                    i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item
+                }
                 if "training/global_step" in items:  # SFT rows count on "sft/step"
                     rows.setdefault(int(items["training/global_step"]), {}).update(items)
     return rows
@@ -262,7 +270,11 @@ def test_view_of_two_runs_overlays_their_curves(runs, chromium, tmp_path):
     curves = dom[dom.index('id="curves"') : dom.index('id="eval-0"')]
     legend = set(re.findall(r'class="legendtext"[^>]*>([^<]+)<', curves))
     for name in ("grpo", "rloo"):
-        assert {f"{name} · success_rate", f"{name} · critic/score/mean", f"{name} · actor/grad_norm"} <= legend
+        assert {
+            f"{name} · success_rate",
+            f"{name} · critic/score/mean",
+            f"{name} · actor/grad_norm",
+        } <= legend
     assert 'id="eval-1"' in dom  # one per-category panel per run
     assert dom.count('data-default="1"') == 2  # each run opens its known trajectory
     shot = chromium.screenshot(out, tmp_path / "view-two-runs.png")

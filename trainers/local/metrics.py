@@ -168,9 +168,7 @@ def plot_learning_curve(out_dir: Path, *, title: str = "") -> Path | None:
     evals = [
         (r["step"], r["success_rate"]) for r in records if r.get("phase") == "eval" and "success_rate" in r
     ]
-    rewards = [
-        (r["step"], r[SCORE]) for r in records if r.get("phase") == "rl" and SCORE in r
-    ]
+    rewards = [(r["step"], r[SCORE]) for r in records if r.get("phase") == "rl" and SCORE in r]
     if not evals and not rewards:
         return None
     import matplotlib
