@@ -174,7 +174,8 @@ def eval_figure(run: RunData) -> Any | None:
         yaxis={"range": [0, 1.15], "title": "success"},
         height=320,
         width=560,
-        margin={"t": 40, "b": 40, "l": 50, "r": 10},
+        margin={"t": 60, "b": 40, "l": 50, "r": 10},
+        modebar={"orientation": "v"},
     )
     return fig
 
