@@ -308,9 +308,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rollout_args(p)
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("view", help="write an HTML page of a run's trajectories")
-    p.add_argument("path", help="run dir (with trajectories.jsonl) or a .jsonl file")
-    p.add_argument("--out", default=None, help="HTML file (default: view.html beside the trajectories)")
+    p = sub.add_parser("view", help="write an HTML page of a run (curves, rollouts, credit); compare runs")
+    p.add_argument(
+        "path",
+        nargs="+",
+        help="run dir (agentgym train / eval --out) or a .jsonl file; several training runs are overlaid",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="HTML file (default: view.html in the run dir; compare.html beside the first of several)",
+    )
     p.set_defaults(func=cmd_view)
 
     p = sub.add_parser("bench", help="run a benchmark from bench/ (extra args go to the benchmark)")

@@ -1,4 +1,4 @@
-"""A self-contained HTML page of trajectories (``agentgym view DIR``).
+"""A self-contained HTML page of trajectories (``agentgym view DIR``); training runs: :mod:`agentgym.runview`.
 
 One page, no external assets: the run's summary (when ``summary.json`` is present) and one
 collapsible section per trajectory with a per-turn table — observation, action, env reward, the
@@ -140,13 +140,56 @@ def render_html(
     )
 
 
-def write_view(path: str | Path, out: str | Path | None = None) -> Path:
-    """Render ``path`` (a run dir with trajectories.jsonl, or a .jsonl file) to an HTML file."""
-    src = Path(path)
+def write_view(paths: str | Path | Sequence[str | Path], out: str | Path | None = None) -> Path:
+    """Render one run (training or eval dir, or a .jsonl file) or compare several; returns the HTML file.
+
+    An eval run (``trajectories.jsonl``) or a JSONL file gets the trajectory page of this module;
+    training runs (``metrics.jsonl`` / ``rollouts/``, :mod:`agentgym.runs`) get the plotly page of
+    :mod:`agentgym.runview`, several runs overlaid on one page. The default output is
+    ``view.html`` in the run dir (one run) or ``compare.html`` beside the first run (several).
+    """
+    sources = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    if not sources:
+        raise ValueError("write_view needs at least one run dir or .jsonl file")
+    if len(sources) == 1 and not _is_training_run(sources[0]):
+        return _write_trajectory_view(sources[0], out)
+    from agentgym.runs import load_run
+    from agentgym.runview import render_runs
+
+    runs = [load_run(p) for p in sources]
+    plain = [str(r.path) for r in runs if not r.is_training_run]
+    if plain:
+        raise ValueError(
+            f"comparing runs needs training runs (metrics.jsonl, rollouts/); {plain} hold only "
+            "trajectories.jsonl: view each on its own"
+        )
+    names = [r.name for r in runs]
+    if len(set(names)) < len(names):  # e.g. runs/a/seed0 vs runs/b/seed0
+        for r in runs:
+            r.name = str(r.path)
+    if out:
+        target = Path(out)
+    elif len(runs) == 1:
+        target = runs[0].path / "view.html"
+    else:
+        target = runs[0].path.parent / "compare.html"
+    title = f"agentgym · {' vs '.join(r.name for r in runs)}"
+    target.write_text(render_runs(runs, title=title), encoding="utf-8")
+    return target
+
+
+def _is_training_run(path: Path) -> bool:
+    from agentgym.runs import METRICS_FILE, ROLLOUTS_DIR
+
+    return path.is_dir() and ((path / METRICS_FILE).is_file() or (path / ROLLOUTS_DIR).is_dir())
+
+
+def _write_trajectory_view(src: Path, out: str | Path | None) -> Path:
     jsonl = src / "trajectories.jsonl" if src.is_dir() else src
     if not jsonl.exists():
         raise FileNotFoundError(
-            f"no trajectories at {jsonl}; expected a run dir from `agentgym eval --out DIR` or a .jsonl file"
+            f"no trajectories at {jsonl}; expected a run dir from `agentgym train` or "
+            "`agentgym eval --out DIR`, or a .jsonl file"
         )
     summary_file = jsonl.parent / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else None

@@ -39,6 +39,8 @@ EMBEDDED_DEFAULT: dict[str, Any] = {
 }
 
 BACKENDS = ("local", "verl")
+#: metric sinks of ``--logger`` (as in verl's ``trainer.logger``); metrics.jsonl is always written
+LOGGERS = ("tensorboard", "wandb")
 
 
 def add_cli(subparsers: Any) -> None:
@@ -70,8 +72,14 @@ def add_cli(subparsers: Any) -> None:
         metavar="KEY=VALUE",
         help="any TrainConfig field (repeatable), e.g. --set kl_coef=0.05",
     )
-    p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases")
-    p.add_argument("--no-tensorboard", action="store_true")
+    p.add_argument(
+        "--logger",
+        nargs="+",
+        choices=(*LOGGERS, "none"),
+        default=None,
+        help="metric sinks besides metrics.jsonl (default: tensorboard); e.g. --logger tensorboard wandb "
+        "(W&B honours WANDB_MODE=offline)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--dry-run", action="store_true", help="--backend verl: print the verl command, run nothing"
@@ -104,8 +112,11 @@ def config_from_args(args: argparse.Namespace) -> Any:
         "seed": args.seed,
     }
     values.update({k: v for k, v in flags.items() if v is not None})
-    values["wandb"] = bool(args.wandb)
-    values["tensorboard"] = not args.no_tensorboard
+    if args.logger is not None:
+        if "none" in args.logger and len(args.logger) > 1:
+            raise ConfigError(f"--logger none excludes other loggers, got {args.logger}")
+        values["tensorboard"] = "tensorboard" in args.logger
+        values["wandb"] = "wandb" in args.logger
     values["progress"] = not args.quiet
     values.update(parse_kv(args.settings, "--set"))
     return TrainConfig.from_dict(values)

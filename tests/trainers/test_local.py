@@ -142,7 +142,7 @@ def test_resume_reproduces_the_uninterrupted_run(tiny_base, make_cfg, tmp_path):
     def rl_losses(run):
         lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
         return {
-            r["step"]: (r["loss"], r["reward_mean"], r["credit/advantage_abs_mean"])
+            r["step"]: (r["loss"], r["critic/score/mean"], r["credit/advantage_abs_mean"])
             for r in lines
             if r["phase"] == "rl"
         }

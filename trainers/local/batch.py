@@ -133,11 +133,20 @@ def to_device(batch: Batch, device: Any) -> Batch:
     return Batch(*(x.to(device) if x is not None else None for x in dataclasses.astuple(batch)))
 
 
-def forward(model: Any, batch: Batch, *, temperature: float = 1.0, value_head: Any = None) -> tuple[Any, Any]:
+def forward(
+    model: Any,
+    batch: Batch,
+    *,
+    temperature: float = 1.0,
+    value_head: Any = None,
+    stats: dict[str, float] | None = None,
+) -> tuple[Any, Any]:
     """Per-token log-probs ``[B, N]`` (0 off the action mask) and per-turn values (or None).
 
     Only action positions go through the LM head; position ``p`` predicts token ``p`` from the
-    hidden state at ``p - 1``.
+    hidden state at ``p - 1``. When ``stats`` is given, ``stats["entropy_sum"]`` receives the summed
+    entropy of the (temperature-scaled) next-token distribution over the action tokens, no gradient
+    (verl's ``actor/entropy`` is its token mean).
     """
     import torch
 
@@ -146,7 +155,11 @@ def forward(model: Any, batch: Batch, *, temperature: float = 1.0, value_head: A
     ).last_hidden_state
     rows, cols = torch.nonzero(batch.action_mask > 0, as_tuple=True)
     logits = model.get_output_embeddings()(hidden[rows, cols - 1]).float() / temperature
-    token_lp = torch.log_softmax(logits, dim=-1).gather(-1, batch.input_ids[rows, cols][:, None]).squeeze(-1)
+    log_probs = torch.log_softmax(logits, dim=-1)
+    token_lp = log_probs.gather(-1, batch.input_ids[rows, cols][:, None]).squeeze(-1)
+    if stats is not None:
+        with torch.no_grad():
+            stats["entropy_sum"] = float(-(log_probs.exp() * log_probs).sum())
     logp = torch.zeros(batch.action_mask.shape, dtype=token_lp.dtype, device=token_lp.device)
     logp = logp.index_put((rows, cols), token_lp)
     values = None

@@ -82,8 +82,13 @@ class TrainConfig:
     #: evaluate every ``eval_every`` RL steps (0 = before and after only)
     eval_every: int = 0
     save_every: int = 0
-    #: TrajectoryWriter for every RL batch under out/rollouts.jsonl
-    save_rollouts: bool = False
+    #: save the credited RL batch of step 1 and of every ``log_rollouts_every``-th step under
+    #: out/rollouts/ (0 = none); every held-out evaluation's trajectories are always saved there
+    log_rollouts_every: int = 5
+    #: at most this many trajectories per saved RL step (whole groups, in batch order)
+    log_rollouts_max: int = 32
+    #: trajectories per saved RL step that also keep their per-token advantages (the loss's view)
+    log_token_trajectories: int = 2
     tensorboard: bool = True
     wandb: bool = False
     wandb_project: str = "agentgym"
@@ -105,7 +110,17 @@ class TrainConfig:
             "max_turns",
             "window",
         )
-        non_negative = ("steps", "sft_steps", "eval_every", "save_every", "workers", "eval_episodes")
+        non_negative = (
+            "steps",
+            "sft_steps",
+            "eval_every",
+            "save_every",
+            "workers",
+            "eval_episodes",
+            "log_rollouts_every",
+            "log_rollouts_max",
+            "log_token_trajectories",
+        )
         checks: list[tuple[bool, str]] = [
             (self.algo in ALGOS, f"algo must be one of {list(ALGOS)}, got {self.algo!r}"),
             (self.context in ("full", "window"), f"context must be 'full' or 'window', got {self.context!r}"),

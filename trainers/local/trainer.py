@@ -51,7 +51,8 @@ from trainers.local.batch import (
 )
 from trainers.local.config import TrainConfig
 from trainers.local.credit import build_credit
-from trainers.local.metrics import MetricsLogger, plot_learning_curve
+from trainers.local.metrics import MetricsLogger, advantage_stats, plot_learning_curve
+from trainers.local.rollouts import RolloutLog, token_decoder
 
 
 class LocalTrainer:
@@ -125,6 +126,15 @@ class LocalTrainer:
             wandb=cfg.wandb,
             project=cfg.wandb_project,
             config=cfg.to_dict(),
+            env_id=self.env_id,
+        )
+        self.rollout_log = RolloutLog(
+            self.out,
+            every=cfg.log_rollouts_every,
+            max_trajectories=cfg.log_rollouts_max,
+            token_trajectories=cfg.log_token_trajectories,
+            decode=token_decoder(tokenizer),
+            pad_id=self.pad_id,
         )
         self._resume_state = state
 
@@ -250,7 +260,7 @@ class LocalTrainer:
             ),
             env_kwargs=dict(cfg.env_kwargs),
         )
-        summary, _ = evaluate(self.env_id, self.eval_policy, ecfg)
+        summary, trajs = evaluate(self.env_id, self.eval_policy, ecfg)
         record = {
             "tag": tag,
             "success_rate": summary["success_rate"],
@@ -258,7 +268,8 @@ class LocalTrainer:
             "mean_turns": summary["mean_turns"],
         }
         self.history["evals"].append({"step": self.step, **record})
-        self.logger.log(self.step, record, phase="eval")
+        self.logger.log(self.step, {**record, "per_category": summary.get("per_category")}, phase="eval")
+        self.rollout_log.save_eval(self.step, tag, trajs)
         self.echo(
             f"[{tag}] step {self.step}: held-out success {summary['success_rate']:.3f} "
             f"({cfg.eval_episodes} {cfg.eval_split} tasks)"
@@ -373,7 +384,11 @@ class LocalTrainer:
         if self.value_head is not None:
             self._write_values(samples, trajs)
         credit = self.credit.assign(trajs)
+        t_update = time.perf_counter()
         metrics = self.update(samples, step) if samples else {"loss": 0.0}
+        metrics["update_seconds"] = time.perf_counter() - t_update
+        metrics.update(advantage_stats(trajs))
+        self.rollout_log.save_step(step, trajs, samples)
         live = [t for t in trajs if not t.failed]
         metrics.update(
             {
@@ -440,7 +455,10 @@ class LocalTrainer:
         for chunk_idx in _chunks(idx, cfg.micro_batch_size):
             chunk = [samples[i] for i in chunk_idx]
             batch = collate(chunk, self.pad_id, device=cfg.device)
-            logp, values = forward(self.model, batch, temperature=cfg.temperature, value_head=self.value_head)
+            fwd: dict[str, float] = {}
+            logp, values = forward(
+                self.model, batch, temperature=cfg.temperature, value_head=self.value_head, stats=fwd
+            )
             width = logp.shape[1]
             old_lp = _rows([old[i] for i in chunk_idx], width) if old is not None else logp.detach()
             pg, st = policy_loss(
@@ -471,12 +489,13 @@ class LocalTrainer:
                 totals["value_loss"] += vloss.item()
             loss.backward()
             totals["loss"] += loss.item()
-            stats.append({**st, "tokens": float(batch.action_mask.sum())})
+            stats.append({**st, "tokens": float(batch.action_mask.sum()), "entropy_sum": fwd["entropy_sum"]})
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         out = {**totals, "grad_norm": grad_norm, "tokens": sum(s["tokens"] for s in stats)}
+        out["entropy"] = sum(s["entropy_sum"] for s in stats) / max(out["tokens"], 1.0)
         for key in ("clip_frac", "ratio_mean", "approx_kl"):
             out[key] = statistics.fmean(s[key] for s in stats)
         if not all(math.isfinite(v) for v in out.values()):
