@@ -262,6 +262,7 @@ class Rollout:
                 env_id=self.env_id,
                 task_id=st.spec.task_id,
                 reset_info=st.traj.reset_info,
+                env_kwargs=self.env_kwargs,
             )
             for st in ready
         ]

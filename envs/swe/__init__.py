@@ -21,3 +21,6 @@ def register_envs() -> None:
         description="fix a repository in a Docker/bubblewrap sandbox; reward = SWE-bench resolved",
         max_episode_steps=50,
     )
+    from agentgym.policies.scripted import register_expert
+
+    register_expert("agentgym/SWE-v0", "envs.swe.env:expert_walkthrough")

@@ -94,7 +94,11 @@ def env_image_tag(env_dir: str | os.PathLike[str]) -> str:
 
 
 def ensure_env_image(
-    env_dir: str | os.PathLike[str], client: Any | None = None, *, workdir: str = "/testbed"
+    env_dir: str | os.PathLike[str],
+    client: Any | None = None,
+    *,
+    workdir: str = "/testbed",
+    standalone: bool = False,
 ) -> str:
     """Build (once) the Docker image of a task folder: ``COPY`` its subfolders onto the slim root.
 
@@ -102,10 +106,14 @@ def ensure_env_image(
     an exec's stdin) into a tmpfs at start, so what the agent writes counts against the container's
     memory, and nothing in the image (pristine source, hidden test files, the original git
     history) is readable inside. The other folders (the venv) are plain read-only layers.
+
+    ``standalone=True`` bakes the work dir into the image instead (as SWE-bench images hold
+    ``/testbed``), for rows that name only an image; the container's writable layer then hides
+    what the task setup deletes.
     """
     client = client or docker_client()
     env_dir = Path(env_dir)
-    tag = env_image_tag(env_dir)
+    tag = env_image_tag(env_dir) + ("-standalone" if standalone else "")
     if _image_exists(client, tag):
         return tag
     base = ensure_slim_image(client)
@@ -114,10 +122,10 @@ def ensure_env_image(
         raise SandboxError(f"{env_dir} has no subfolders to copy into an image (expected testbed/, venv/)")
     work = workdir.strip("/").split("/")[0]
     lines = [f"FROM {base}"]
-    lines += [f"COPY {name} /{name}" for name in layers if name != work]
-    seed = f"/{work}" if work in layers else ""
+    lines += [f"COPY {name} /{name}" for name in layers if name != work or standalone]
+    seed = f"/{work}" if work in layers and not standalone else ""
     lines += [f"WORKDIR {workdir}", f'LABEL {MOUNT_USR_LABEL}="1" {LABEL}="env" {SEED_LABEL}="{seed}"']
-    dockerfile = env_dir / ".agentgym.Dockerfile"
+    dockerfile = env_dir / f".agentgym{'-standalone' if standalone else ''}.Dockerfile"
     dockerfile.write_text("\n".join(lines) + "\n")
     try:
         client.images.build(

@@ -280,7 +280,9 @@ class ShellSession:
             self.transport.send(f"__ag_stream {nonce} {timeout:.3f}s {len(text)}\n".encode() + text.encode())
             deadline = t0 + timeout + 2 + GRACE_S
             self._read_until(f"\n__AG_S_{nonce}\n".encode(), deadline)
-            end = re.compile(rb"\n__AG_" + nonce.encode() + rb" (-?\d+) 0 0\n__AG_END_" + nonce.encode() + rb"\n")
+            end = re.compile(
+                rb"\n__AG_" + nonce.encode() + rb" (-?\d+) 0 0\n__AG_END_" + nonce.encode() + rb"\n"
+            )
             head, tail, total = b"", b"", 0
             while True:
                 m = end.search(self._buf)
