@@ -35,7 +35,7 @@ from agentgym.errors import ConfigError, DataNotFoundError
 from agentgym.paths import cache_dir
 from envs.swe.actions import ACTION_FORMAT, Action, ActionError, number_lines, parse_action, truncate
 from envs.swe.grading import outcome_info
-from envs.swe.runner import drop_files, evaluate_patch, setup_task
+from envs.swe.runner import evaluate_patch, setup_task, split_patch, suspicious_patch
 from envs.swe.sandbox import Limits, Sandbox, SandboxError, SandboxExpired, SandboxSpec, make_sandbox
 from envs.swe.sandbox import resolve_backend as _resolve_backend
 from envs.swe.tasks import SWEInstance, load_instances
@@ -281,7 +281,9 @@ class SWEEnv(TextEnv):
         diff = sb.diff(self._task_commit)
         info = self._info(valid=True)
         info["action_type"] = "submit"
-        if not drop_files(diff, inst.test_files).strip():
+        kept, dropped = split_patch(diff, inst.test_files)
+        info.update(suspicious_patch=suspicious_patch(diff, inst.repo), dropped_files=dropped)
+        if not kept.strip():
             info.update(outcome_info("empty_patch"))
             return (
                 "Submitted an empty patch (no changes to non-test files); reward 0.",
