@@ -79,7 +79,7 @@ def summary_counts(output: str) -> dict[str, int] | None:
 _FINAL_LINE = re.compile(r"^=+ (.*\b(passed|failed|errors?|skipped|xfailed|xpassed|no tests ran)\b.*) =+$")
 
 
-def check_pytest_run(log: str, exit_code: int | None) -> str:
+def check_pytest_run(log: str, exit_code: int | None, *, nested_runs: bool = False) -> str:
     """Why a ``pytest -rA`` log cannot be trusted ("" when it can).
 
     pytest ends a session with its short test summary and then one final counts line, then exits
@@ -88,7 +88,8 @@ def check_pytest_run(log: str, exit_code: int | None) -> str:
     were forged, or the session did not finish normally: the run is then not graded as resolved.
     Checked: after pytest's last final line nothing pytest-like follows; between the last summary
     header and that line come only result lines; the number of PASSED/FAILED/ERROR/XFAIL/XPASS lines equals the counts on the final line;
-    the exit code agrees with those counts.
+    the exit code agrees with those counts; one final line only, unless ``nested_runs`` (the test
+    runner's own repository, whose tests print inner pytest sessions into the log).
     """
     lines = log.rstrip("\n").split("\n")
     finals = [
@@ -96,6 +97,8 @@ def check_pytest_run(log: str, exit_code: int | None) -> str:
     ]
     if not finals:
         return "the log has no pytest final counts line"
+    if len(finals) > 1 and not nested_runs:
+        return f"the log holds {len(finals)} pytest final counts lines (one session prints one)"
     last = finals[-1]
     for line in lines[last + 1 :]:  # e.g. interpreter warnings at shutdown; never results
         if _SUMMARY_HEADER.match(line) or _LINE.match(line) or line.startswith("SKIPPED") or "==" in line:
@@ -124,7 +127,9 @@ def check_pytest_run(log: str, exit_code: int | None) -> str:
     return ""
 
 
-def check_framework_run(parser: str, content: str, statuses: dict[str, str]) -> str:
+def check_framework_run(
+    parser: str, content: str, statuses: dict[str, str], *, nested_runs: bool = False
+) -> str:
     """Why the test part of a SWE-bench eval-script log cannot be trusted ("" when it can).
 
     pytest formats: :func:`check_pytest_run` without the exit code (the script's is not pytest's).
@@ -134,7 +139,7 @@ def check_framework_run(parser: str, content: str, statuses: dict[str, str]) -> 
     """
     bad = sum(s in ("FAILED", "ERROR") for s in statuses.values())
     if parser.startswith("pytest") or parser in ("seaborn", "matplotlib"):
-        return check_pytest_run(content, None)
+        return check_pytest_run(content, None, nested_runs=nested_runs)
     if parser == "django":
         ran = re.findall(r"^Ran (\d+) tests? in [\d.]+s\s*\n\s*\n?(OK|FAILED)\b", content, re.M)
         if not ran:
@@ -144,12 +149,15 @@ def check_framework_run(parser: str, content: str, statuses: dict[str, str]) -> 
             return f"unittest says {verdict} but {bad} failures/errors were parsed"
         return ""
     if parser == "sympy":
-        m = list(re.finditer(r"tests finished: (\d+) passed", content))
+        m = list(re.finditer(r"tests finished: (\d+) passed,([^=]*?)in [\d.]+\s+seconds", content, re.S))
         if not m:
             return "no 'tests finished' line in the log"
+        reported, rest = int(m[-1].group(1)), m[-1].group(2)
         passed = sum(s == "PASSED" for s in statuses.values())
-        if int(m[-1].group(1)) != passed:
-            return f"bin/test counts {m[-1].group(1)} passed but {passed} passing tests were parsed"
+        if passed > reported:  # bin/test hides the last test of a file behind [OK]: fewer is normal
+            return f"bin/test counts {reported} passed but {passed} passing tests were parsed"
+        if bad and not re.search(r"\d+ (failed|exceptions)", rest):
+            return f"bin/test reports no failure but {bad} failures/errors were parsed"
         return ""
     return "" if statuses else "no test results in the log"
 

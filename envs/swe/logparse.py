@@ -222,7 +222,7 @@ def parser_name(repo: str, log_parser: str | None = None) -> str:
     return REPO_PARSER.get(repo, "pytest")
 
 
-def test_output(log: str) -> str | None:
+def extract_test_output(log: str) -> str | None:
     """The part of an eval-script log between the start and end markers; None when a step failed
     (a bad code is printed) or a marker is missing (the script did not get to run the tests).
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from envs.swe.gitutil import GIT_DATE
 from envs.swe.grading import GradeReport, check_framework_run, check_pytest_run, grade, parse_pytest_log
-from envs.swe.logparse import PARSERS, parser_name, test_output
+from envs.swe.logparse import PARSERS, extract_test_output, parser_name
 from envs.swe.sandbox.base import Sandbox, SandboxError
 from envs.swe.tasks import SWEInstance
 
@@ -313,12 +313,13 @@ def _run_eval_script(
     """Run a SWE-bench row's own eval script and parse its log with the row's parser; returns
     (statuses, log, timed_out, why the run is invalid or "")."""
     res = sb.exec(inst.eval_script or "", timeout=timeout, output_bytes=1 << 26, stream=True)
-    content = test_output(res.stdout)
+    content = extract_test_output(res.stdout)
     if content is None:
         return {}, res.stdout, res.timed_out, "the eval script failed before or while running the tests"
     name = parser_name(inst.repo, inst.log_parser)
     statuses = PARSERS[name](content)
-    return statuses, res.stdout, res.timed_out, check_framework_run(name, content, statuses)
+    why = check_framework_run(name, content, statuses, nested_runs=inst.repo in _RUNNER_REPOS)
+    return statuses, res.stdout, res.timed_out, why
 
 
 def evaluate_patch(sb: Sandbox, inst: SWEInstance, patch: str, *, timeout: float = 600) -> Evaluation:
@@ -362,7 +363,7 @@ def evaluate_patch(sb: Sandbox, inst: SWEInstance, patch: str, *, timeout: float
                 raise SandboxError(f"the test_patch of {inst.instance_id} does not apply: {msg}")
         canary, expected = _canary(sb, inst)
         statuses, out, timed_out, rc = run_tests(sb, inst, timeout=timeout, extra_targets=(canary,))
-        why = check_pytest_run(out, rc)
+        why = check_pytest_run(out, rc, nested_runs=inst.repo in _RUNNER_REPOS)
         wrong = [t for t, s in expected.items() if statuses.get(t) != s]
         if not why and wrong:
             why = f"the grader's canary tests did not come out as written ({wrong[0]}: {statuses.get(wrong[0])})"
