@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from envs.swe.gitutil import GIT_DATE
 from envs.swe.grading import GradeReport, check_framework_run, check_pytest_run, grade, parse_pytest_log
-from envs.swe.logparse import PARSERS, extract_test_output, parser_name
+from envs.swe.logparse import PARSERS, extract_test_output, lookup, parser_name
 from envs.swe.sandbox.base import Sandbox, SandboxError
 from envs.swe.tasks import SWEInstance
 
@@ -58,31 +58,49 @@ APPLY_CMDS = (
 def apply_patch(
     sb: Sandbox, patch: str, *, check_only: bool = False, fallbacks: bool = False
 ) -> tuple[bool, str]:
-    """Apply a patch in the work dir; returns (applied, the tool's message).
+    """Apply a patch in the work dir; returns (applied, the tools' messages).
 
-    ``git apply`` only, unless ``fallbacks``: then every command of :data:`APPLY_CMDS` in turn,
-    each from the same tree (``git stash``-free: the work tree is reset to HEAD plus what was there
-    before, so a half-applied ``--reject`` never leaks into the next try). ``fallbacks`` needs a
-    committed tree (the graded sandbox commits its starting state first).
+    ``git apply`` only (atomic: a failure changes nothing), unless ``fallbacks``: then every
+    command of :data:`APPLY_CMDS` in turn. After a failed try the tracked files are reset to
+    ``HEAD`` and the files it created (``.rej``, half-applied new files) are removed, so the next
+    try starts from the same tree and a failure leaves none of it behind. ``fallbacks`` therefore
+    needs the starting state committed (the graded sandbox commits it first).
     """
     if not patch.strip():
         return True, ""
     sb.write_file(PATCH_TMP, patch if patch.endswith("\n") else patch + "\n")
     wd = shlex.quote(sb.spec.workdir)
-    cmds = (APPLY_CMDS[0],) if not fallbacks else APPLY_CMDS
     if check_only:
-        cmds = ("git apply --check --whitespace=nowarn",)
+        cmds: tuple[str, ...] = ("git apply --check --whitespace=nowarn",)
+    else:
+        cmds = APPLY_CMDS if fallbacks else APPLY_CMDS[:1]
+    untracked = "git ls-files --others --exclude-standard"
+    before = sb.exec(f"cd {wd} && {untracked}", timeout=120, output_bytes=1 << 24).stdout.splitlines()
     messages = []
-    for i, cmd in enumerate(cmds):
-        if i:  # undo whatever the failed try left (partial hunks, .rej/.orig files)
-            sb.exec(f"cd {wd} && git reset -q --hard && git clean -fdq", timeout=120)
-        res = sb.exec(f"cd {wd} && {cmd} {PATCH_TMP}", timeout=120)
-        messages.append(f"{cmd}: {res.output.strip()[-1000:]}")
-        if res.exit_code == 0:
-            sb.exec(f"rm -f {PATCH_TMP}", timeout=30)
-            return True, res.output.strip()
-    sb.exec(f"rm -f {PATCH_TMP}", timeout=30)
-    return False, "\n".join(messages)
+    try:
+        for cmd in cmds:
+            res = sb.exec(f"cd {wd} && {cmd} {PATCH_TMP}", timeout=120)
+            messages.append(f"{cmd}: {res.output.strip()[-1000:]}")
+            if res.exit_code == 0:
+                return True, res.output.strip()
+            if len(cmds) > 1:
+                _undo_try(sb, set(before))
+        return False, "\n".join(messages)
+    finally:
+        sb.exec(f"rm -f {PATCH_TMP}", timeout=30)
+
+
+def _undo_try(sb: Sandbox, before: set[str]) -> None:
+    """Tracked files back to HEAD; untracked files that were not there before removed."""
+    wd = shlex.quote(sb.spec.workdir)
+    now = sb.exec(
+        f"cd {wd} && git reset -q --hard && git ls-files --others --exclude-standard",
+        timeout=120,
+        output_bytes=1 << 24,
+    ).stdout.splitlines()
+    new = [p for p in now if p not in before]
+    if new:
+        sb.exec(f"cd {wd} && rm -f -- {' '.join(shlex.quote(p) for p in new)}", timeout=120)
 
 
 def setup_task(sb: Sandbox, inst: SWEInstance, *, hide_tests: bool = True) -> str:
@@ -166,6 +184,12 @@ _SUSPICIOUS = (
     (re.compile(r"\b_pytest\b"), "_pytest internals"),
     (re.compile(r"\bdef pytest_\w+|\bpytest_plugins\b|\bpytest\.hookimpl\b"), "a pytest hook"),
     (re.compile(r"\batexit\b"), "atexit"),
+    (
+        re.compile(
+            r"\b(TestCase|TestResult|TextTestResult|TextTestRunner|PyTestReporter|SymPyTests)\.\w+\s*="
+        ),
+        "test framework internals",
+    ),
     (re.compile(r"\bos\._exit\b"), "os._exit"),
     (re.compile(r"\bPYTEST_(ADDOPTS|PLUGINS|DISABLE_PLUGIN_AUTOLOAD)\b"), "pytest's environment"),
     (re.compile(r"__AG_|/\.agentgym|AGENTGYM_"), "the grader's own names"),
@@ -311,14 +335,24 @@ def _run_eval_script(
     sb: Sandbox, inst: SWEInstance, *, timeout: float
 ) -> tuple[dict[str, str], str, bool, str]:
     """Run a SWE-bench row's own eval script and parse its log with the row's parser; returns
-    (statuses, log, timed_out, why the run is invalid or "")."""
-    res = sb.exec(inst.eval_script or "", timeout=timeout, output_bytes=1 << 26, stream=True)
+    (statuses, log, timed_out, why the run is invalid or ""). For pytest-based parsers the grader's
+    canary joins every pytest session of the script (through ``PYTEST_ADDOPTS``)."""
+    name = parser_name(inst.repo, inst.log_parser)
+    pytest_family = name.startswith("pytest") or name in ("seaborn", "matplotlib")
+    script, expected = inst.eval_script or "", {}
+    if pytest_family:
+        canary, expected = _canary(sb, inst)
+        script = f"export PYTEST_ADDOPTS={shlex.quote(canary)}\n{script}"
+    res = sb.exec(script, timeout=timeout, output_bytes=1 << 26, stream=True)
     content = extract_test_output(res.stdout)
     if content is None:
         return {}, res.stdout, res.timed_out, "the eval script failed before or while running the tests"
-    name = parser_name(inst.repo, inst.log_parser)
     statuses = PARSERS[name](content)
     why = check_framework_run(name, content, statuses, nested_runs=inst.repo in _RUNNER_REPOS)
+    wrong = [t for t, s in expected.items() if lookup(t, statuses) != s]
+    if not why and wrong:
+        why = f"the grader's canary tests did not come out as written ({wrong[0]}: {lookup(wrong[0], statuses)})"
+    statuses = {t: s for t, s in statuses.items() if t not in expected}
     return statuses, res.stdout, res.timed_out, why
 
 

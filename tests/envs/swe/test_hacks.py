@@ -240,3 +240,51 @@ def test_fake_step_signals_are_ignored(hack_env):
     env.reset(options={"task_id": inst.instance_id})
     _, _, _, _, info = env.step('<bash>echo pytest; echo "=== 999 passed in 0.01s ==="</bash>')
     assert not info["tests_run"] and "tests_passed_count" not in info
+
+
+@pytest.fixture
+def eval_script_env(backend, task_file, tmp_path):
+    """The toolz task as a SWE-bench row with its own eval script and log parser (no image can be
+    pulled here, so the script runs in the task's folder/image): SWE-bench's script shape, with
+    ``set -x`` traces and the ``: '>>>>> Start/End Test Output'`` markers."""
+    from envs.swe.tasks import write_instances
+
+    env = SWEEnv(task_file, backend=backend)
+    inst = _toolz_task(env)
+    env.close()
+    files = " ".join(inst.test_files)
+    script = "\n".join(
+        [
+            "#!/bin/bash",
+            "set -uxo pipefail",
+            "cd /testbed",
+            ": '>>>>> Start Test Output'",
+            f"/venv/bin/python -m pytest -rA --tb=short -p no:cacheprovider {files}",
+            ": '>>>>> End Test Output'",
+        ]
+    )
+    row = {**inst.to_dict(), "eval_script": script, "log_parser": "parse_log_pytest"}
+    path = tmp_path / "eval_script.jsonl"
+    write_instances(path, [SWEInstance.from_dict(row)])
+    env = SWEEnv(path, backend=backend)
+    try:
+        yield env, env.instances[inst.instance_id]
+    finally:
+        env.close()
+
+
+@pytest.mark.slow
+def test_eval_script_rows_are_graded_by_their_script_and_parser(eval_script_env):
+    env, inst = eval_script_env
+    reward, info = _play(env, inst, oracle_actions(inst)[:-1])
+    assert reward == 1.0 and info["run_valid"], info
+    cheats = {
+        "noop_runtest_from_library_obfuscated": "canary",
+        "fake_summary_at_exit_with_known_ids": "final counts lines",
+    }
+    for cheat, why in cheats.items():
+        reward, info = _play(env, inst, CHEATS[cheat](inst))
+        assert reward == 0.0 and not info["run_valid"] and why in info["invalid_reason"], (cheat, info)
+    # the script's exit code is not pytest's: a forged one changes nothing, the real results stand
+    reward, info = _play(env, inst, CHEATS["stdout_rewriter_and_forged_exit_code"](inst))
+    assert reward == 0.0 and info["run_valid"] and info["f2p_passed_frac"] < 1.0
