@@ -339,7 +339,7 @@ def _run_eval_script(
     canary joins every pytest session of the script (through ``PYTEST_ADDOPTS``)."""
     name = parser_name(inst.repo, inst.log_parser)
     pytest_family = name.startswith("pytest") or name in ("seaborn", "matplotlib")
-    script, expected = inst.eval_script or "", {}
+    script, expected = inst.eval_script or "", dict[str, str]()
     if pytest_family:
         canary, expected = _canary(sb, inst)
         script = f"export PYTEST_ADDOPTS={shlex.quote(canary)}\n{script}"

@@ -236,10 +236,12 @@ class DockerSandbox(Sandbox):
         import socket
         import tarfile
 
+        if self._seed is None or self.spec.env_dir is None:
+            raise SandboxError("this image has no work dir to seed")
         if self._seed_tar is None:
             buf = io.BytesIO()
             with tarfile.open(fileobj=buf, mode="w") as tar:
-                tar.add(str(Path(str(self.spec.env_dir)) / self._seed.strip("/")), arcname=".")
+                tar.add(str(Path(self.spec.env_dir) / self._seed.strip("/")), arcname=".")
             self._seed_tar = buf.getvalue()
         api = self.client.api
         exec_id = api.exec_create(
