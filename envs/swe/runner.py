@@ -404,7 +404,7 @@ def evaluate_patch(sb: Sandbox, inst: SWEInstance, patch: str, *, timeout: float
         statuses = {t: s for t, s in statuses.items() if t not in expected}
     report = grade(statuses, inst.FAIL_TO_PASS, inst.PASS_TO_PASS)
     if timed_out:
-        why = why or "the tests timed out"
+        why = f"the tests timed out after {timeout:g}s" + (f" ({why})" if why else "")
     notes = [n for n in (why, f"flagged: {'; '.join(suspicious)}" if suspicious else "") if n]
     if why:
         log.warning("untrusted test run for %s: %s", inst.instance_id, why)

@@ -288,3 +288,19 @@ def test_eval_script_rows_are_graded_by_their_script_and_parser(eval_script_env)
     # the script's exit code is not pytest's: a forged one changes nothing, the real results stand
     reward, info = _play(env, inst, CHEATS["stdout_rewriter_and_forged_exit_code"](inst))
     assert reward == 0.0 and info["run_valid"] and info["f2p_passed_frac"] < 1.0
+
+
+@pytest.mark.slow
+def test_timed_out_run_is_not_resolved(backend, task_file):
+    """The gold fix plus a hang after the tests: pytest's output is complete and consistent, but
+    the run did not finish in time, so it is not resolved."""
+    env = SWEEnv(task_file, backend=backend, test_timeout_s=8)
+    try:
+        inst = _toolz_task(env)
+        hang = _write(
+            f"{_pkg(inst)}/__init__.py", _hidden_atexit("    while True:\n        pass"), append=True
+        )
+        reward, info = _play(env, inst, [*oracle_actions(inst)[:-1], hang])
+        assert reward == 0.0 and not info["run_valid"] and "timed out" in info["invalid_reason"], info
+    finally:
+        env.close()
