@@ -7,6 +7,10 @@ everywhere here (generation, FAIL_TO_PASS/PASS_TO_PASS, grading).
 SWE-bench: a FAIL_TO_PASS test counts when PASSED or XFAIL (skipped or missing = failed); a
 PASS_TO_PASS test also counts when SKIPPED. Resolved (FULL) = every one of both counts → reward 1.
 
+A log is trusted only when it is consistent (:func:`check_pytest_run`, and
+:func:`check_framework_run` for SWE-bench eval-script logs in other formats, parsed by
+:mod:`envs.swe.logparse`); ids match as SWE-bench matches them (:func:`envs.swe.logparse.lookup`).
+
 Outcome ladder (``info["outcome"]``/``["outcome_rank"]``): ``no_submit`` 0 < ``empty_patch`` 1 <
 ``tests_fail`` 2 (a patch that does not apply lands here too) < ``tests_pass`` 3.
 """
