@@ -177,7 +177,7 @@ def _from_swesmith(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def reverse_patch(patch: str) -> str:
-    """The unified git diff that undoes ``patch`` (old and new sides swapped, hunk by hunk).
+    r"""The unified git diff that undoes ``patch`` (old and new sides swapped, hunk by hunk).
 
     >>> print(reverse_patch("diff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@\n x\n-old\n+new\n"), end="")
     diff --git a/f b/f
