@@ -27,6 +27,8 @@ class PolicyInput:
     reset_info: dict[str, Any] = field(default_factory=dict)
     #: the env's constructor arguments (an expert registered for the env reads its tasks from them)
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    #: JSON schemas of the env's tools (``apply_chat_template(tools=...)`` / OpenAI ``tools=``), None without tools
+    tools: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -43,6 +45,9 @@ class Policy:
     """Base class; subclasses implement :meth:`act`."""
 
     name: str = "policy"
+    #: the text format of the tool calls in this policy's actions (see agentgym.toolformats); None:
+    #: the policy writes no tool calls of its own (scripted policies), tool envs then use their default
+    tool_format: str | None = None
 
     def act(self, batch: Sequence[PolicyInput]) -> list[ActionOutput]:
         raise NotImplementedError
