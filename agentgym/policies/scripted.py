@@ -1,53 +1,26 @@
 """Scripted policies: the oracle (replays the env's walkthrough) and random admissible actions.
 
 Envs whose reference solution must not travel in ``info`` (where a policy wrapper could read it,
-e.g. the SWE env's gold patch) register an *expert* instead: ``register_expert(env_id,
-"module:function")``, a function ``(task_id, env_kwargs) -> actions`` the oracle calls itself.
+e.g. the SWE env's gold patch) register an *expert* instead (:mod:`agentgym.experts`), which the
+oracle calls itself.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
 from agentgym.errors import PolicyError
+from agentgym.experts import expert_actions
 from agentgym.policies.base import ActionOutput, Policy, PolicyInput
-
-_EXPERTS: dict[str, str | Callable[[str, dict[str, Any]], list[str]]] = {}
-
-
-def register_expert(env_id: str, expert: str | Callable[[str, dict[str, Any]], list[str]]) -> None:
-    """Give the oracle a private way to the expert actions of ``env_id``'s tasks (``"module:fn"``
-    is imported on first use)."""
-    _EXPERTS[env_id] = expert
-
-
-def expert_actions(env_id: str, task_id: str, env_kwargs: dict[str, Any]) -> list[str] | None:
-    """The registered expert's actions for ``task_id``, or None when ``env_id`` has no expert."""
-    from agentgym.registry import RegistryError, resolve
-
-    try:
-        key = resolve(env_id)
-    except RegistryError:
-        key = env_id
-    expert = _EXPERTS.get(key) or _EXPERTS.get(env_id)
-    if expert is None:
-        return None
-    if isinstance(expert, str):
-        module, _, name = expert.partition(":")
-        expert = getattr(importlib.import_module(module), name)
-        _EXPERTS[key] = expert
-    return list(expert(task_id, env_kwargs))
 
 
 class OraclePolicy(Policy):
     """Replays ``walkthrough`` from the episode's reset info; ``expert_action`` in info wins if present.
 
     Envs whose expert depends on the state put the next expert action in ``info["expert_action"]``;
-    envs that keep the solution out of ``info`` register an expert (:func:`register_expert`).
+    envs that keep the solution out of ``info`` register an expert (:mod:`agentgym.experts`).
     """
 
     name = "oracle"

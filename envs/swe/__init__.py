@@ -10,10 +10,13 @@ Heavy imports (docker) happen only when a sandbox of that backend is made.
 
 from __future__ import annotations
 
-from agentgym.registry import register
-
 
 def register_envs() -> None:
+    # imported here: importing agentgym runs entry-point discovery, which calls this function, so
+    # a module-level import would make ``import envs.swe...`` re-enter this half-imported package
+    from agentgym.experts import register_expert
+    from agentgym.registry import register
+
     register(
         id="agentgym/SWE-v0",
         entry_point="envs.swe.env:SWEEnv",
@@ -21,6 +24,4 @@ def register_envs() -> None:
         description="fix a repository in a Docker/bubblewrap sandbox; reward = SWE-bench resolved",
         max_episode_steps=50,
     )
-    from agentgym.policies.scripted import register_expert
-
     register_expert("agentgym/SWE-v0", "envs.swe.env:expert_walkthrough")
