@@ -255,6 +255,7 @@ class Rollout:
                 env_id=self.env_id,
                 task_id=st.spec.task_id,
                 reset_info=st.traj.reset_info,
+                env_kwargs=self.env_kwargs,
                 tools=trajectory_tools(st.traj),
             )
             for st in ready

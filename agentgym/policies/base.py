@@ -25,6 +25,8 @@ class PolicyInput:
     task_id: str = ""
     #: reset info of the episode (holds the walkthrough for oracle policies)
     reset_info: dict[str, Any] = field(default_factory=dict)
+    #: the env's constructor arguments (an expert registered for the env reads its tasks from them)
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
     #: JSON schemas of the env's tools (``apply_chat_template(tools=...)`` / OpenAI ``tools=``), None without tools
     tools: list[dict[str, Any]] | None = None
 

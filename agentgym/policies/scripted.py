@@ -1,4 +1,9 @@
-"""Scripted policies: the oracle (replays the env's walkthrough) and random admissible actions."""
+"""Scripted policies: the oracle (replays the env's walkthrough) and random admissible actions.
+
+Envs whose reference solution must not travel in ``info`` (where a policy wrapper could read it,
+e.g. the SWE env's gold patch) register an *expert* instead (:mod:`agentgym.experts`), which the
+oracle calls itself.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,15 @@ from collections.abc import Sequence
 import numpy as np
 
 from agentgym.errors import PolicyError
+from agentgym.experts import expert_actions
 from agentgym.policies.base import ActionOutput, Policy, PolicyInput
 
 
 class OraclePolicy(Policy):
     """Replays ``walkthrough`` from the episode's reset info; ``expert_action`` in info wins if present.
 
-    Envs whose expert depends on the state put the next expert action in ``info["expert_action"]``.
+    Envs whose expert depends on the state put the next expert action in ``info["expert_action"]``;
+    envs that keep the solution out of ``info`` register an expert (:mod:`agentgym.experts`).
     """
 
     name = "oracle"
@@ -26,6 +33,8 @@ class OraclePolicy(Policy):
                 out.append(ActionOutput(str(expert)))
                 continue
             walkthrough = item.reset_info.get("walkthrough")
+            if walkthrough is None:
+                walkthrough = expert_actions(item.env_id, item.task_id, item.env_kwargs)
             if walkthrough is None:
                 raise PolicyError(
                     f"env {item.env_id!r} gives no 'walkthrough' (or 'expert_action') in info; "

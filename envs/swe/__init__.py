@@ -11,10 +11,13 @@ Heavy imports (docker) happen only when a sandbox of that backend is made.
 
 from __future__ import annotations
 
-from agentgym.registry import register
-
 
 def register_envs() -> None:
+    # imported here: importing agentgym runs entry-point discovery, which calls this function, so
+    # a module-level import would make ``import envs.swe...`` re-enter this half-imported package
+    from agentgym.experts import register_expert
+    from agentgym.registry import register
+
     register(
         id="agentgym/SWE-v0",
         entry_point="envs.swe.env:SWEEnv",
@@ -29,3 +32,5 @@ def register_envs() -> None:
         description="SWE-v0 with bash/view/str_replace/submit as function-calling tools",
         max_episode_steps=50,
     )
+    register_expert("agentgym/SWE-v0", "envs.swe.env:expert_walkthrough")
+    register_expert("agentgym/SWETools-v0", "envs.swe.tools:expert_tool_walkthrough")

@@ -7,16 +7,24 @@ instance's tests from a pristine sandbox (:mod:`envs.swe.runner`): reward 1 when
 FAIL_TO_PASS and PASS_TO_PASS test passes, else 0.
 
 ``info`` carries immediate signals (``command_ran``, ``exit_code``, ``timed_out``,
-``edit_applied``, ``tests_run`` with ``tests_passed_count``/``tests_failed_count``) and the outcome
-ladder (``outcome``/``outcome_rank``: no_submit < empty_patch < tests_fail < tests_pass, plus
-``submitted``, ``patch_empty``, ``tests_passed``, F2P/P2P fractions) for gated credit modules.
+``edit_applied``) and the outcome ladder (``outcome``/``outcome_rank``: no_submit < empty_patch <
+tests_fail < tests_pass, plus ``submitted``, ``patch_empty``, ``tests_passed``, F2P/P2P fractions)
+for gated credit modules. Test signals (``tests_run``, ``tests_passed_count``,
+``tests_failed_count``) come only from the graded run the env itself made at submit, never from
+text the agent's commands printed (which it controls). The submit step also reports
+``suspicious_patch`` (why the diff looks like an attack on the grader; such a diff is not
+resolved), ``run_valid``/``invalid_reason`` (an untrusted or timed-out run is not resolved) and
+``dropped_files`` (edits the grader ignored: tests, pytest configuration, start-up files).
+
+The gold patch never travels in ``info``: the oracle gets it from :func:`expert_walkthrough`,
+registered with :func:`agentgym.policies.scripted.register_expert`.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
-import re
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,14 +34,13 @@ from agentgym.env import StepResult, TextEnv
 from agentgym.errors import ConfigError, DataNotFoundError
 from agentgym.paths import cache_dir
 from envs.swe.actions import ACTION_FORMAT, Action, ActionError, number_lines, parse_action, truncate
-from envs.swe.grading import outcome_info, summary_counts
-from envs.swe.runner import drop_files, evaluate_patch, setup_task
+from envs.swe.grading import outcome_info
+from envs.swe.runner import evaluate_patch, setup_task, split_patch, suspicious_patch
 from envs.swe.sandbox import Limits, Sandbox, SandboxError, SandboxExpired, SandboxSpec, make_sandbox
 from envs.swe.sandbox import resolve_backend as _resolve_backend
 from envs.swe.tasks import SWEInstance, load_instances
 
 TASKS_ENV_VAR = "AGENTGYM_SWE_TASKS"
-_TEST_COMMAND = re.compile(r"\b(pytest|py\.test)\b|-m\s+unittest\b")
 #: SWE-bench images keep their interpreter in a conda env; agentgym images in /venv
 _IMAGE_PATH = ("/opt/miniconda3/envs/testbed/bin", "/opt/miniconda3/bin", "/venv/bin")
 
@@ -161,7 +168,6 @@ class SWEEnv(TextEnv):
         self._inst, self._done = inst, False
         self._task_commit = setup_task(self.sandbox, inst, hide_tests=self.hide_tests)
         info = self._info(valid=True)
-        info["walkthrough"] = oracle_actions(inst)
         info["task"] = inst.problem_statement
         if self.state_keys:
             info["state_key"] = self._state_key()
@@ -211,14 +217,6 @@ class SWEEnv(TextEnv):
             notes.append("the command was stopped for writing a file larger than allowed")
         if res.shell_restarted:
             notes.append(res.stderr)
-        if _TEST_COMMAND.search(act.command):
-            counts = summary_counts(res.output)
-            if counts is not None:
-                info.update(
-                    tests_run=True,
-                    tests_passed_count=counts["passed"],
-                    tests_failed_count=counts["failed"] + counts["errors"],
-                )
         output = res.output if not res.shell_restarted else ""
         if res.stdout_omitted or res.stderr_omitted:
             output += f"\n[{res.stdout_omitted + res.stderr_omitted} bytes of output were not transferred]"
@@ -280,10 +278,12 @@ class SWEEnv(TextEnv):
         if inst is None:
             raise SandboxError("submit before reset")
         self._done = True
-        patch = drop_files(sb.diff(self._task_commit), inst.test_files)
+        diff = sb.diff(self._task_commit)
         info = self._info(valid=True)
         info["action_type"] = "submit"
-        if not patch.strip():
+        kept, dropped = split_patch(diff, inst.test_files)
+        info.update(suspicious_patch=suspicious_patch(diff, inst.repo), dropped_files=dropped)
+        if not kept.strip():
             info.update(outcome_info("empty_patch"))
             return (
                 "Submitted an empty patch (no changes to non-test files); reward 0.",
@@ -292,15 +292,24 @@ class SWEEnv(TextEnv):
                 False,
                 info,
             )
-        ev = evaluate_patch(sb, inst, patch, timeout=self.test_timeout_s)
+        ev = evaluate_patch(sb, inst, diff, timeout=self.test_timeout_s)
+        info.update(suspicious_patch=list(ev.suspicious or []), dropped_files=list(ev.dropped or []))
         if ev.report is None:
             info.update(outcome_info("tests_fail"), patch_applied=False)
             return f"Submitted; {ev.message}. Reward 0.", 0.0, True, False, info
         outcome = "tests_pass" if ev.resolved else "tests_fail"
-        info.update(
-            outcome_info(outcome, ev.report), patch_applied=True, won=ev.resolved, score=float(ev.resolved)
-        )
         r = ev.report
+        info.update(
+            outcome_info(outcome, r),
+            patch_applied=True,
+            won=ev.resolved,
+            score=float(ev.resolved),
+            run_valid=ev.valid,
+            invalid_reason=ev.invalid_reason,
+            tests_run=True,
+            tests_passed_count=r.f2p_passed + r.p2p_passed,
+            tests_failed_count=len(r.failed_tests),
+        )
         obs = (
             f"Submitted. FAIL_TO_PASS {r.f2p_passed}/{r.f2p_total} and PASS_TO_PASS {r.p2p_passed}/{r.p2p_total} "
             f"tests pass: {'resolved, reward 1' if ev.resolved else 'not resolved, reward 0'}."
@@ -341,6 +350,21 @@ class SWEEnv(TextEnv):
     def close(self) -> None:
         self._close_sandbox()
         super().close()
+
+
+def expert_walkthrough(task_id: str, env_kwargs: dict[str, Any]) -> list[str]:
+    """The oracle's private channel to the gold patch (registered for ``agentgym/SWE-v0``): the
+    actions of :func:`oracle_actions` for ``task_id`` of the task files ``env_kwargs`` name."""
+    tasks = env_kwargs.get("tasks")
+    instances = _instances(str(tasks) if tasks is not None else None)
+    if task_id not in instances:
+        raise ConfigError(f"unknown SWE task {task_id!r} for the oracle")
+    return oracle_actions(instances[task_id])
+
+
+@functools.lru_cache(maxsize=8)
+def _instances(tasks: str | None) -> dict[str, SWEInstance]:
+    return {inst.instance_id: inst for path in find_task_files(tasks) for inst in load_instances(path)}
 
 
 def oracle_actions(inst: SWEInstance) -> list[str]:

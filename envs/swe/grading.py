@@ -7,6 +7,10 @@ everywhere here (generation, FAIL_TO_PASS/PASS_TO_PASS, grading).
 SWE-bench: a FAIL_TO_PASS test counts when PASSED or XFAIL (skipped or missing = failed); a
 PASS_TO_PASS test also counts when SKIPPED. Resolved (FULL) = every one of both counts → reward 1.
 
+A log is trusted only when it is consistent (:func:`check_pytest_run`, and
+:func:`check_framework_run` for SWE-bench eval-script logs in other formats, parsed by
+:mod:`envs.swe.logparse`); ids match as SWE-bench matches them (:func:`envs.swe.logparse.lookup`).
+
 Outcome ladder (``info["outcome"]``/``["outcome_rank"]``): ``no_submit`` 0 < ``empty_patch`` 1 <
 ``tests_fail`` 2 (a patch that does not apply lands here too) < ``tests_pass`` 3.
 """
@@ -16,6 +20,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from envs.swe.logparse import first_word_index, lookup
 
 OUTCOMES = ("no_submit", "empty_patch", "tests_fail", "tests_pass")
 OUTCOME_RANK = {name: i for i, name in enumerate(OUTCOMES)}
@@ -74,6 +80,92 @@ def summary_counts(output: str) -> dict[str, int] | None:
     return None
 
 
+_FINAL_LINE = re.compile(r"^=+ (.*\b(passed|failed|errors?|skipped|xfailed|xpassed|no tests ran)\b.*) =+$")
+
+
+def check_pytest_run(log: str, exit_code: int | None, *, nested_runs: bool = False) -> str:
+    """Why a ``pytest -rA`` log cannot be trusted ("" when it can).
+
+    pytest ends a session with its short test summary and then one final counts line, then exits
+    with 0 (nothing failed) or 1 (something failed or errored). Anything else means the output was
+    tampered with (text printed after pytest finished, e.g. from an ``atexit`` hook), the counts
+    were forged, or the session did not finish normally: the run is then not graded as resolved.
+    Checked: after pytest's last final line nothing pytest-like follows; between the last summary
+    header and that line come only result lines; the number of PASSED/FAILED/ERROR/XFAIL/XPASS lines equals the counts on the final line;
+    the exit code agrees with those counts; one final line only, unless ``nested_runs`` (the test
+    runner's own repository, whose tests print inner pytest sessions into the log).
+    """
+    lines = log.rstrip("\n").split("\n")
+    finals = [
+        i for i, ln in enumerate(lines) if _FINAL_LINE.match(ln.strip()) and re.search(r" in [\d.]+s", ln)
+    ]
+    if not finals:
+        return "the log has no pytest final counts line"
+    if len(finals) > 1 and not nested_runs:
+        return f"the log holds {len(finals)} pytest final counts lines (one session prints one)"
+    last = finals[-1]
+    for line in lines[last + 1 :]:  # e.g. interpreter warnings at shutdown; never results
+        if _SUMMARY_HEADER.match(line) or _LINE.match(line) or line.startswith("SKIPPED") or "==" in line:
+            return f"pytest-like text after pytest's final line: {line[:120]!r}"
+    headers = [i for i, ln in enumerate(lines[:last]) if _SUMMARY_HEADER.match(ln)]
+    if not headers:
+        return "the log has no short test summary (-rA)"
+    seen = {"passed": 0, "failed": 0, "errors": 0, "xfailed": 0, "xpassed": 0}
+    key = {"PASSED": "passed", "FAILED": "failed", "ERROR": "errors", "XFAIL": "xfailed", "XPASS": "xpassed"}
+    for line in lines[headers[-1] + 1 : last]:
+        word = line.split(" ", 1)[0]
+        if word in key:
+            seen[key[word]] += 1
+        elif word != "SKIPPED" and line.strip():
+            return f"unexpected text inside pytest's short test summary: {line[:120]!r}"
+    counts = {k: 0 for k in seen}
+    for n, kind in _COUNTS.findall(lines[last]):
+        k = "errors" if kind.startswith("error") else kind
+        if k in counts:
+            counts[k] += int(n)
+    if counts != seen:
+        return f"the final line's counts {counts} disagree with the summary's result lines {seen}"
+    bad = counts["failed"] + counts["errors"]
+    if exit_code is not None and ((exit_code == 0) != (bad == 0) or exit_code not in (0, 1)):
+        return f"exit code {exit_code} disagrees with {counts['failed']} failed and {counts['errors']} errors"
+    return ""
+
+
+def check_framework_run(
+    parser: str, content: str, statuses: dict[str, str], *, nested_runs: bool = False
+) -> str:
+    """Why the test part of a SWE-bench eval-script log cannot be trusted ("" when it can).
+
+    pytest formats: :func:`check_pytest_run` without the exit code (the script's is not pytest's).
+    Django (unittest): a ``Ran N tests`` line, then ``OK`` with no failure parsed, or ``FAILED (...)``
+    with one at least. SymPy (``bin/test``): a ``tests finished: N passed`` line whose N equals
+    the passed tests parsed. Other formats: at least one result.
+    """
+    bad = sum(s in ("FAILED", "ERROR") for s in statuses.values())
+    if parser.startswith("pytest") or parser in ("seaborn", "matplotlib"):
+        return check_pytest_run(content, None, nested_runs=nested_runs)
+    if parser == "django":
+        ran = re.findall(r"^Ran (\d+) tests? in [\d.]+s\s*\n\s*\n?(OK|FAILED)\b", content, re.M)
+        if not ran:
+            return "no unittest 'Ran N tests' summary in the log"
+        verdict = ran[-1][1]
+        if (verdict == "OK") != (bad == 0):
+            return f"unittest says {verdict} but {bad} failures/errors were parsed"
+        return ""
+    if parser == "sympy":
+        m = list(re.finditer(r"tests finished: (\d+) passed,([^=]*?)in [\d.]+\s+seconds", content, re.S))
+        if not m:
+            return "no 'tests finished' line in the log"
+        reported, rest = int(m[-1].group(1)), m[-1].group(2)
+        passed = sum(s == "PASSED" for s in statuses.values())
+        if passed > reported:  # bin/test hides the last test of a file behind [OK]: fewer is normal
+            return f"bin/test counts {reported} passed but {passed} passing tests were parsed"
+        if bad and not re.search(r"\d+ (failed|exceptions)", rest):
+            return f"bin/test reports no failure but {bad} failures/errors were parsed"
+        return ""
+    return "" if statuses else "no test results in the log"
+
+
 @dataclass(frozen=True)
 class GradeReport:
     """How the FAIL_TO_PASS and PASS_TO_PASS tests fared."""
@@ -107,10 +199,11 @@ class GradeReport:
 
 
 def grade(statuses: dict[str, str], fail_to_pass: Iterable[str], pass_to_pass: Iterable[str]) -> GradeReport:
-    """Apply the SWE-bench rule to parsed statuses."""
+    """Apply the SWE-bench rule to parsed statuses (ids matched as :func:`envs.swe.logparse.lookup`)."""
     f2p, p2p = list(fail_to_pass), list(pass_to_pass)
-    f2p_ok = [t for t in f2p if statuses.get(t) in ("PASSED", "XFAIL")]
-    p2p_ok = [t for t in p2p if statuses.get(t) in ("PASSED", "XFAIL", "SKIPPED")]
+    index = first_word_index(statuses)
+    f2p_ok = [t for t in f2p if lookup(t, statuses, index) in ("PASSED", "XFAIL")]
+    p2p_ok = [t for t in p2p if lookup(t, statuses, index) in ("PASSED", "XFAIL", "SKIPPED")]
     failed = tuple(t for t in f2p if t not in f2p_ok) + tuple(t for t in p2p if t not in p2p_ok)
     return GradeReport(len(f2p_ok), len(f2p), len(p2p_ok), len(p2p), failed)
 

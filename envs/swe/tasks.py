@@ -1,8 +1,10 @@
 """Task instances in the SWE-bench schema, loaded from JSON or JSONL.
 
 SWE-bench, SWE-bench Verified/Lite and SWE-Gym rows load unchanged (``FAIL_TO_PASS`` may be a list
-or, as in the Hub exports, a JSON string of one); SWE-smith rows too (``image_name``). agentgym adds
-two optional fields for generated tasks:
+or, as in the Hub exports, a JSON string of one). SWE-smith rows (``image_name`` and no
+``base_commit``) carry the *bug-introducing* diff as ``patch``: it becomes ``bug_patch`` and the
+gold fix is its reverse (:func:`reverse_patch`); the task starts from the image's ``HEAD`` with the
+bug applied, as SWE-smith's own harness does. agentgym adds two optional fields for generated tasks:
 
 ``bug_patch``    a diff applied on top of ``base_commit`` to create the buggy state the agent sees
                  (``patch`` stays the gold *fix*, as in SWE-bench)
@@ -86,6 +88,13 @@ class SWEInstance:
         if not isinstance(data, dict):
             raise ConfigError(f"an instance must be a JSON object, got {type(data).__name__}")
         data = dict(data)
+        if "image_name" in data and "base_commit" not in data:
+            data = _from_swesmith(data)
+        if "base_commit" not in data:
+            raise ConfigError(
+                f"instance {data.get('instance_id', '?')!r} has no base_commit (a SWE-bench row needs it; "
+                "a SWE-smith row is recognised by its image_name)"
+            )
         extra = {k: data.pop(k) for k in list(data) if k in PASSTHROUGH_FIELDS}
         _reject_unknown(cls, data, f"instance {data.get('instance_id', '?')!r}")
         for key in ("FAIL_TO_PASS", "PASS_TO_PASS"):
@@ -143,6 +152,86 @@ class SWEInstance:
         if env.name:
             return Path(envs_root or default_envs_root()) / env.name
         return None
+
+
+def _from_swesmith(row: dict[str, Any]) -> dict[str, Any]:
+    """A SWE-smith row in this schema: its ``patch`` introduces the bug, so it is the ``bug_patch``
+    and the gold fix is the reverse; the repository's state is the image's ``HEAD``."""
+    where = f"SWE-smith instance {row.get('instance_id', '?')!r}"
+    if row.get("bug_patch"):
+        raise ConfigError(f"{where}: has both a bug_patch and SWE-smith's image_name without base_commit")
+    bug = row.get("patch")
+    if not isinstance(bug, str) or not bug.strip():
+        raise ConfigError(f"{where}: its patch (the bug-introducing diff) is empty")
+    try:
+        fix = reverse_patch(bug)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    return {
+        **row,
+        "bug_patch": bug,
+        "patch": fix,
+        "base_commit": "HEAD",
+        "problem_statement": row.get("problem_statement") or "",
+    }
+
+
+def reverse_patch(patch: str) -> str:
+    r"""The unified git diff that undoes ``patch`` (old and new sides swapped, hunk by hunk).
+
+    >>> print(reverse_patch("diff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@\n x\n-old\n+new\n"), end="")
+    diff --git a/f b/f
+    --- a/f
+    +++ b/f
+    @@ -1,2 +1,2 @@
+     x
+    +old
+    -new
+    """
+    out: list[str] = []
+    lines = patch.split("\n")
+    i = 0
+    swap_words = {
+        "new file mode": "deleted file mode",
+        "deleted file mode": "new file mode",
+        "old mode": "new mode",
+        "new mode": "old mode",
+        "rename from": "rename to",
+        "rename to": "rename from",
+        "copy from": "copy to",
+        "copy to": "copy from",
+    }
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("diff --git "):
+            m = re.match(r"diff --git a/(\S+) b/(\S+)$", line)
+            if not m:
+                raise ValueError(f"cannot reverse a diff header with unusual paths: {line!r}")
+            out.append(f"diff --git a/{m.group(2)} b/{m.group(1)}")
+        elif line.startswith("--- ") and i + 1 < len(lines) and lines[i + 1].startswith("+++ "):
+            old, new = line[4:], lines[i + 1][4:]
+            flip = lambda p, side: p if p == "/dev/null" else f"{side}/{p[2:]}"  # noqa: E731
+            out += [f"--- {flip(new, 'a')}", f"+++ {flip(old, 'b')}"]
+            i += 1
+        elif line.startswith("@@"):
+            m = re.match(r"@@ -(\S+) \+(\S+) @@(.*)$", line)
+            if not m:
+                raise ValueError(f"cannot reverse the hunk header {line!r}")
+            out.append(f"@@ -{m.group(2)} +{m.group(1)} @@{m.group(3)}")
+        elif line.startswith("index "):
+            m = re.match(r"index (\w+)\.\.(\w+)(.*)$", line)
+            out.append(f"index {m.group(2)}..{m.group(1)}{m.group(3)}" if m else line)
+        elif line.startswith(("GIT binary patch", "Binary files ")):
+            raise ValueError("cannot reverse a binary diff")
+        elif line.startswith("+"):
+            out.append("-" + line[1:])
+        elif line.startswith("-"):
+            out.append("+" + line[1:])
+        else:
+            word = next((w for w in swap_words if line.startswith(w)), None)
+            out.append(swap_words[word] + line[len(word) :] if word else line)
+        i += 1
+    return "\n".join(out)
 
 
 def default_envs_root() -> Path:

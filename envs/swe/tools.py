@@ -14,10 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 from agentgym.env import StepResult
+from agentgym.errors import ConfigError
 from agentgym.toolformats import get_format
 from agentgym.tools import ToolEnv, ToolError
 from envs.swe.actions import Action, ActionError, parse_action
-from envs.swe.env import SWEEnv, oracle_actions
+from envs.swe.env import SWEEnv, _instances, oracle_actions
 from envs.swe.sandbox import SandboxExpired
 from envs.swe.tasks import SWEInstance
 
@@ -105,10 +106,9 @@ class SWEToolEnv(ToolEnv, SWEEnv):
         return super()._step(action)
 
     def _reset_task(self, task_id: str) -> tuple[str, dict[str, Any]]:
+        # no walkthrough in info: it would carry the gold patch (the oracle uses expert_tool_walkthrough)
         self._turn_info = {}
-        obs, info = super()._reset_task(task_id)
-        info["walkthrough"] = tool_walkthrough(self.instances[task_id], self.tool_format)
-        return obs, info
+        return super()._reset_task(task_id)
 
     def _intro(self, inst: SWEInstance) -> str:
         wd = inst.environment.workdir
@@ -132,3 +132,14 @@ def tool_walkthrough(inst: SWEInstance, tool_format: str = "hermes") -> list[str
         args: dict[str, Any] = {"command": act.command} if act.kind == "bash" else {}
         out.append(fmt.render([{"name": act.kind, "arguments": args}]))
     return out
+
+
+def expert_tool_walkthrough(task_id: str, env_kwargs: dict[str, Any]) -> list[str]:
+    """The oracle's private channel for ``agentgym/SWETools-v0`` (registered as its expert): the
+    gold-patch actions of :func:`~envs.swe.env.expert_walkthrough` as Hermes tool calls (the
+    format of the scripted policies, which have no chat template)."""
+    tasks = env_kwargs.get("tasks")
+    instances = _instances(str(tasks) if tasks is not None else None)
+    if task_id not in instances:
+        raise ConfigError(f"unknown SWE task {task_id!r} for the oracle")
+    return tool_walkthrough(instances[task_id], "hermes")

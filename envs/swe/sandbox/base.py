@@ -239,10 +239,20 @@ class Sandbox(abc.ABC):
 
     # ---- commands and files ------------------------------------------------------------------
     def exec(
-        self, command: str, *, timeout: float | None = None, output_bytes: int | None = None
+        self,
+        command: str,
+        *,
+        timeout: float | None = None,
+        output_bytes: int | None = None,
+        stream: bool = False,
     ) -> ExecResult:
-        """Run ``command`` with bash in the persistent shell; never raises for the command's own failure."""
-        raw = self._run_raw(command, timeout=timeout, output_bytes=output_bytes)
+        """Run ``command`` with bash in the persistent shell; never raises for the command's own failure.
+
+        ``stream=True`` sends stdout and stderr (merged, into ``stdout``) straight through the
+        driver's pipe to the host instead of through files the command could rewrite: the graded
+        test run uses it (:meth:`ShellSession.stream <envs.swe.sandbox.shell.ShellSession.stream>`).
+        """
+        raw = self._run_raw(command, timeout=timeout, output_bytes=output_bytes, stream=stream)
         if raw is None:
             return ExecResult(
                 exit_code=-9,
@@ -261,7 +271,9 @@ class Sandbox(abc.ABC):
             stderr_omitted=raw.stderr_omitted,
         )
 
-    def _run_raw(self, command: str, *, timeout: float | None, output_bytes: int | None) -> Any:
+    def _run_raw(
+        self, command: str, *, timeout: float | None, output_bytes: int | None, stream: bool = False
+    ) -> Any:
         if not self.started:
             raise SandboxError(f"{type(self).__name__} is not started; call start() first")
         if self.expired:
@@ -275,7 +287,8 @@ class Sandbox(abc.ABC):
             raise ConfigError(f"timeout must be > 0 seconds, got {timeout}")
         timeout = min(timeout, max(1.0, self.limits.lifetime_s - self.age_s))
         limit = self.limits.output_bytes if output_bytes is None else int(output_bytes)
-        raw = self._shell.run(command, timeout=timeout, output_bytes=limit)
+        run = self._shell.stream if stream else self._shell.run
+        raw = run(command, timeout=timeout, output_bytes=limit)
         if raw is None:  # the shell died under the command (killed from inside): start a new one
             self._shell = self._open_shell()
         return raw

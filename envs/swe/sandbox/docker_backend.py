@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,11 @@ from envs.swe.sandbox.shell import AG_DIR, AG_DIR_MB, DockerSocketTransport, She
 
 LABEL = "agentgym.swe"
 #: bump when the image layout changes (old images are then rebuilt)
-_LAYOUT_VERSION = "2"
+_LAYOUT_VERSION = "3"
 MOUNT_USR_LABEL = "agentgym.swe.mount_usr"
-#: "SRC:DEST": the image keeps the work dir at SRC; each container copies it into a tmpfs at DEST
+#: the work dir (a tmpfs) each container receives from the host's task folder at start; the image
+#: itself never holds it, so the pristine source, hidden tests and history are not in the container
 SEED_LABEL = "agentgym.swe.seed"
-SEED_ROOT = "/.agentgym-src"
 #: PID 1: sleep in short naps until the lifetime is over, reaping every orphan on the way
 _PID1 = "trap '' TERM INT HUP; while [ $SECONDS -lt @END@ ]; do sleep 5 & wait $!; done"
 SLIM_REPO = "agentgym-swe/slim"
@@ -93,17 +94,26 @@ def env_image_tag(env_dir: str | os.PathLike[str]) -> str:
 
 
 def ensure_env_image(
-    env_dir: str | os.PathLike[str], client: Any | None = None, *, workdir: str = "/testbed"
+    env_dir: str | os.PathLike[str],
+    client: Any | None = None,
+    *,
+    workdir: str = "/testbed",
+    standalone: bool = False,
 ) -> str:
     """Build (once) the Docker image of a task folder: ``COPY`` its subfolders onto the slim root.
 
-    The work-dir folder goes to ``/.agentgym-src/<name>`` and is copied into a tmpfs at start (so
-    what the agent writes counts against the container's memory, not the host's disk); the other
-    folders (the venv) are plain read-only layers.
+    The work-dir folder is *not* copied: each container gets it streamed from the host (a tar over
+    an exec's stdin) into a tmpfs at start, so what the agent writes counts against the container's
+    memory, and nothing in the image (pristine source, hidden test files, the original git
+    history) is readable inside. The other folders (the venv) are plain read-only layers.
+
+    ``standalone=True`` bakes the work dir into the image instead (as SWE-bench images hold
+    ``/testbed``), for rows that name only an image; the container's writable layer then hides
+    what the task setup deletes.
     """
     client = client or docker_client()
     env_dir = Path(env_dir)
-    tag = env_image_tag(env_dir)
+    tag = env_image_tag(env_dir) + ("-standalone" if standalone else "")
     if _image_exists(client, tag):
         return tag
     base = ensure_slim_image(client)
@@ -112,12 +122,10 @@ def ensure_env_image(
         raise SandboxError(f"{env_dir} has no subfolders to copy into an image (expected testbed/, venv/)")
     work = workdir.strip("/").split("/")[0]
     lines = [f"FROM {base}"]
-    lines += [
-        f"COPY {name} {SEED_ROOT}/{name}" if name == work else f"COPY {name} /{name}" for name in layers
-    ]
-    seed = f"{SEED_ROOT}/{work}:/{work}" if work in layers else ""
+    lines += [f"COPY {name} /{name}" for name in layers if name != work or standalone]
+    seed = f"/{work}" if work in layers and not standalone else ""
     lines += [f"WORKDIR {workdir}", f'LABEL {MOUNT_USR_LABEL}="1" {LABEL}="env" {SEED_LABEL}="{seed}"']
-    dockerfile = env_dir / ".agentgym.Dockerfile"
+    dockerfile = env_dir / f".agentgym{'-standalone' if standalone else ''}.Dockerfile"
     dockerfile.write_text("\n".join(lines) + "\n")
     try:
         client.images.build(
@@ -159,7 +167,12 @@ class DockerSandbox(Sandbox):
             raise SandboxError("DockerSandbox needs spec.image or spec.env_dir")
         labels = self._image_labels()
         self._mount_usr = labels.get(MOUNT_USR_LABEL) == "1"
-        self._seed = labels.get(SEED_LABEL, "").split(":") if labels.get(SEED_LABEL) else None
+        self._seed = labels.get(SEED_LABEL) or None
+        if self._seed and spec.env_dir is None:
+            raise SandboxError(
+                f"image {self.image!r} expects its work dir from a task folder; give SandboxSpec.env_dir"
+            )
+        self._seed_tar: bytes | None = None
         self.container: Any = None
 
     def _image_labels(self) -> dict[str, str]:
@@ -181,7 +194,7 @@ class DockerSandbox(Sandbox):
         fsize = lim.file_size_mb * 1024 * 1024
         tmpfs = {"/tmp": f"size={lim.tmp_mb}m,exec,mode=1777", AG_DIR: f"size={AG_DIR_MB}m,mode=700"}
         if self._seed:  # read-only root; the work dir and HOME in memory, bounded by mem_limit
-            tmpfs[self._seed[1]] = f"size={lim.disk_mb}m,exec,mode=755"
+            tmpfs[self._seed] = f"size={lim.disk_mb}m,exec,mode=755"
             tmpfs["/root"] = "size=64m,mode=700"
         self.container = self.client.containers.run(
             self.image,
@@ -210,10 +223,48 @@ class DockerSandbox(Sandbox):
             auto_remove=True,  # a container whose owner died goes away when its lifetime ends
         )
         try:
+            if self._seed:
+                self._send_seed()
             self._shell = self._open_shell(first=True)
         except Exception:
             self._stop()
             raise
+
+    def _send_seed(self) -> None:
+        """Stream the task folder's work dir into the container's tmpfs (``tar -x`` on an exec's stdin)."""
+        import io
+        import socket
+        import tarfile
+
+        if self._seed is None or self.spec.env_dir is None:
+            raise SandboxError("this image has no work dir to seed")
+        if self._seed_tar is None:
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w") as tar:
+                tar.add(str(Path(self.spec.env_dir) / self._seed.strip("/")), arcname=".")
+            self._seed_tar = buf.getvalue()
+        api = self.client.api
+        exec_id = api.exec_create(
+            self.container.id, ["tar", "-x", "-C", self._seed], stdin=True, stdout=True, stderr=True
+        )["Id"]
+        sock = api.exec_start(exec_id, socket=True)
+        raw = getattr(sock, "_sock", sock)
+        try:
+            raw.sendall(self._seed_tar)
+            raw.shutdown(socket.SHUT_WR)
+            while raw.recv(1 << 16):
+                pass
+        finally:
+            raw.close()
+        state = api.exec_inspect(exec_id)
+        for _ in range(100):  # the exec may still be finishing after its stream closed
+            if not state.get("Running"):
+                break
+            time.sleep(0.05)
+            state = api.exec_inspect(exec_id)
+        code = state.get("ExitCode")
+        if code != 0:
+            raise SandboxError(f"seeding {self._seed} in the container failed (tar exit {code})")
 
     def _open_shell(self, first: bool = False) -> ShellSession:
         if self._shell is not None:
@@ -221,7 +272,6 @@ class DockerSandbox(Sandbox):
             self._shell = None
         if not first:  # whatever the dead shell left running (kill -1 spares init and itself)
             self.container.exec_run(["kill", "-9", "-1"])
-        init = f"cp -a {self._seed[0]}/. {self._seed[1]}/" if first and self._seed else ""
         api = self.client.api
         exec_id = api.exec_create(
             self.container.id,
@@ -235,7 +285,7 @@ class DockerSandbox(Sandbox):
         )["Id"]
         sock = api.exec_start(exec_id, socket=True)
         raw = getattr(sock, "_sock", sock)
-        return ShellSession(DockerSocketTransport(raw), workdir=self.spec.workdir, init=init)
+        return ShellSession(DockerSocketTransport(raw), workdir=self.spec.workdir)
 
     def _stop(self) -> None:
         if self._shell is not None:

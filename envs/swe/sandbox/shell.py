@@ -71,6 +71,17 @@ __ag_run() { # NONCE TIMEOUT LIMIT NCHARS, then NCHARS characters of command tex
   __ag_send "$__ag_d/out" "$3" "$2"; __ag_send "$__ag_d/err" "$4" "$2"
   printf '__AG_END_%s\n' "$1"
 }
+__ag_stream() { # NONCE TIMEOUT NCHARS: the command's output goes straight into this pipe
+  local __ag_cmd="" p rc
+  if [ "$3" -gt 0 ]; then IFS= read -r -N "$3" __ag_cmd; fi
+  printf '%s\n' "$__ag_cmd" > "$__ag_d/cmd" || { printf '\n__AG_S_%s\n__AG_%s 126 0 0\n__AG_END_%s\n' "$1" "$1" "$1"; return; }
+  printf '\n__AG_S_%s\n' "$1"
+  timeout -k 2 "$2" bash --norc --noprofile -c "$__ag_runner" </dev/null 2>&1 &
+  p=$!
+  wait "$p"; rc=$?
+  kill -KILL -- "-$p" 2>/dev/null
+  printf '\n__AG_%s %d 0 0\n__AG_END_%s\n' "$1" "$rc" "$1"
+}
 """
 
 
@@ -249,6 +260,56 @@ class ShellSession:
             duration_s=duration,
             stdout_omitted=max(0, out_size - limit),
             stderr_omitted=max(0, err_size - limit),
+        )
+
+    def stream(self, command: str, *, timeout: float, output_bytes: int) -> RawResult | None:
+        """Run one command whose stdout+stderr travel straight through the driver's pipe to the host.
+
+        Nothing the command writes lands in a file: it cannot rewrite or seek back into what it
+        already wrote, and the end of its output is known only from a marker carrying a fresh nonce
+        (the graded test run, see :func:`envs.swe.runner.run_tests`). Output beyond ``output_bytes``
+        keeps its head and tail halves.
+        """
+        if not self.alive:
+            return None
+        nonce = secrets.token_hex(16)
+        text = command.encode("utf-8", "replace").decode("utf-8").replace("\0", "")
+        t0 = time.monotonic()
+        limit = max(2, output_bytes)
+        try:
+            self.transport.send(f"__ag_stream {nonce} {timeout:.3f}s {len(text)}\n".encode() + text.encode())
+            deadline = t0 + timeout + 2 + GRACE_S
+            self._read_until(f"\n__AG_S_{nonce}\n".encode(), deadline)
+            end = re.compile(
+                rb"\n__AG_" + nonce.encode() + rb" (-?\d+) 0 0\n__AG_END_" + nonce.encode() + rb"\n"
+            )
+            head, tail, total = b"", b"", 0
+            while True:
+                m = end.search(self._buf)
+                if m:
+                    chunk, rc = self._buf[: m.start()], int(m.group(1))
+                    self._buf = self._buf[m.end() :]
+                else:  # keep enough bytes to find a marker split across reads
+                    keep = 200
+                    chunk, self._buf = self._buf[: max(0, len(self._buf) - keep)], self._buf[-keep:]
+                total += len(chunk)
+                room = limit // 2 - len(head)
+                head += chunk[: max(0, room)]
+                tail = (tail + chunk[max(0, room) :])[-(limit - limit // 2) :]
+                if m:
+                    break
+                self._fill(deadline)
+        except _ShellGone:
+            self.alive = False
+            return None
+        duration = time.monotonic() - t0
+        return RawResult(
+            exit_code=rc,
+            stdout=head + tail,
+            stderr=b"",
+            timed_out=rc == 124 or (rc == 137 and duration >= timeout),
+            duration_s=duration,
+            stdout_omitted=max(0, total - len(head) - len(tail)),
         )
 
     def close(self) -> None:

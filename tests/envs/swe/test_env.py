@@ -14,7 +14,7 @@ from agentgym.errors import ConfigError, DataNotFoundError
 from agentgym.evaluation import EvalConfig, evaluate
 from agentgym.policies import OraclePolicy
 from agentgym.rollout import RolloutConfig
-from envs.swe.env import SWEEnv
+from envs.swe.env import SWEEnv, oracle_actions
 from envs.swe.sandbox import Limits, SandboxError
 
 
@@ -101,9 +101,13 @@ def test_fix_by_str_replace_and_step_signals(env):
     _, _, _, _, info = env.step(
         f"<bash>python -m pytest -q -p no:cacheprovider -o addopts= {test_dir}</bash>"
     )
-    assert info["tests_run"] and info["tests_passed_count"] > 0 and info["tests_failed_count"] == 0
+    # the agent's own test runs print what it likes: they never set the test signals
+    assert info["command_ran"] and not info["tests_run"] and "tests_passed_count" not in info
     _, reward, terminated, _, info = env.step("<submit/>")
     assert reward == 1.0 and terminated and info["won"] and info["tests_passed"]
+    n_graded = len(inst.FAIL_TO_PASS) + len(inst.PASS_TO_PASS)
+    assert info["tests_run"] and info["tests_passed_count"] == n_graded and info["tests_failed_count"] == 0
+    assert info["run_valid"] and info["suspicious_patch"] == []
     json.dumps(info)  # JSON-native values only
 
 
@@ -173,7 +177,7 @@ def test_image_only_instance_runs_from_its_image(docker_engine, task_file, tmp_p
 
     inst = load_instances(task_file)[0]
     row = inst.to_dict()
-    row["image"] = ensure_env_image(inst.env_dir())
+    row["image"] = ensure_env_image(inst.env_dir(), standalone=True)
     row["environment"] = {"test_cmd": inst.environment.test_cmd}  # no name, no env_dir
     path = tmp_path / "image_only.jsonl"
     write_instances(path, [type(inst).from_dict(row)])
@@ -182,7 +186,8 @@ def test_image_only_instance_runs_from_its_image(docker_engine, task_file, tmp_p
         spec = env.sandbox_spec(env.instances[inst.instance_id])
         assert spec.image == row["image"] and spec.env_dir is None
         obs, info = env.reset(options={"task_id": inst.instance_id})
-        for action in info["walkthrough"]:
+        assert "walkthrough" not in info  # the gold patch is not one wrapper away from the policy
+        for action in oracle_actions(env.instances[inst.instance_id]):
             obs, reward, terminated, truncated, info = env.step(action)
         assert terminated and reward == 1.0
     finally:

@@ -48,6 +48,8 @@ def test_tools_edit_view_and_submit_with_the_swe_signals(env):
         if env.sandbox.read_file(path).decode().count(old[0]) == 1:
             break
     assert {t["function"]["name"] for t in info["tools"]} == {"bash", "view", "str_replace", "submit"}
+    # the gold patch stays out of reset info (the oracle reads it through its registered expert)
+    assert "walkthrough" not in info and new[0] not in json.dumps(info)
     assert "str_replace" in obs and "<submit/>" not in obs
     obs, _, _, _, info = env.step(call("view", path=path, start=1, end=3))
     assert info["valid_action"] and info["action_type"] == "view" and "     1\t" in obs

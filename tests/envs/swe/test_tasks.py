@@ -104,3 +104,58 @@ def test_duplicates_and_missing_files(tmp_path):
 
 def test_patch_files():
     assert patch_files(TEST_PATCH) == ["pkg/tests/test_core.py"]
+
+
+def _git(repo, *args, stdin=None):
+    import subprocess
+
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], input=stdin, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_swesmith_row_loads_with_bug_patch_and_reversed_fix(tmp_path):
+    """A SWE-smith row (``image_name``, no ``base_commit``): its ``patch`` introduces the bug, so it
+    becomes ``bug_patch`` and the gold fix is its reverse; both apply with real ``git apply``."""
+    from envs.swe.gitutil import commit_all
+
+    repo = tmp_path / "repo"
+    (repo / "pkg").mkdir(parents=True)
+    original = "def clamp(x, lo, hi):\n    if x < lo:\n        return lo\n    return min(x, hi)\n"
+    (repo / "pkg" / "core.py").write_text(original)
+    (repo / "pkg" / "gone.py").write_text("X = 1\n")
+    commit_all(repo)
+    (repo / "pkg" / "core.py").write_text(original.replace("x < lo", "x <= lo").replace("min(", "max("))
+    (repo / "pkg" / "gone.py").unlink()
+    (repo / "pkg" / "new.py").write_text("Y = 2\n")
+    _git(repo, "add", "-A")
+    bug = _git(repo, "diff", "--cached")
+    _git(repo, "reset", "-q", "--hard")
+    row = {
+        "instance_id": "example__pkg.abc123.lm_rewrite__x1",
+        "repo": "swesmith/example__pkg.abc123",
+        "patch": bug,
+        "FAIL_TO_PASS": ["pkg/tests/test_core.py::test_clamp"],
+        "PASS_TO_PASS": [],
+        "created_at": "2025-01-01",
+        "image_name": "jyangballin/swesmith.x86_64.example_1776_pkg.abc123",
+        "problem_statement": "clamp is wrong",
+    }
+    inst = SWEInstance.from_dict(row)
+    assert inst.bug_patch == bug and inst.patch != bug and inst.base_commit == "HEAD"
+    assert inst.image_candidates() == [row["image_name"]]
+    _git(repo, "apply", "-", stdin=inst.bug_patch)
+    assert "max(" in (repo / "pkg" / "core.py").read_text() and (repo / "pkg" / "new.py").exists()
+    _git(repo, "apply", "-", stdin=inst.patch)  # the fix undoes the bug exactly
+    assert (repo / "pkg" / "core.py").read_text() == original and (repo / "pkg" / "gone.py").exists()
+    assert not (repo / "pkg" / "new.py").exists() and _git(repo, "status", "--porcelain") == ""
+    with pytest.raises(ConfigError, match="bug-introducing diff"):
+        SWEInstance.from_dict({**row, "patch": ""})
+    with pytest.raises(ConfigError, match="binary"):
+        SWEInstance.from_dict({**row, "patch": bug + "diff --git a/x.bin b/x.bin\nGIT binary patch\n"})
+
+
+def test_row_without_base_commit_or_image_name_is_rejected():
+    row = {k: v for k, v in HUB_ROW.items() if k != "base_commit"}
+    with pytest.raises(ConfigError, match="has no base_commit"):
+        SWEInstance.from_dict(row)
