@@ -22,6 +22,8 @@ from agentgym.errors import DataNotFoundError
 
 #: stands for the session's temporary cache folder in CHEAP_KWARGS
 TMP_CACHE = object()
+#: stands for the SWE task file generated from real PyPI packages (the ``task_file`` fixture)
+SWE_TASKS = object()
 #: the real data sets beside the repo (../shared/data)
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -29,6 +31,8 @@ CHEAP_KWARGS: dict[str, dict[str, Any]] = {
     "agentgym/TextWorld-": {"n_games": {"train": 1, "valid": 1, "test": 1}, "cache_dir": TMP_CACHE},
     "agentgym/WebShop-": {"data_dir": str(SHARED_DATA / "webshop")},
     "agentgym/QA-": {"data_dir": str(SHARED_DATA / "qa")},
+    # SWE-v0 and SWETools-v0, on generated tasks in bubblewrap sandboxes
+    "agentgym/SWE": {"tasks": SWE_TASKS, "backend": "bwrap"},
     "agentgym/ALFWorld-": {
         "data_dir": str(SHARED_DATA / "alfworld"),
         "split": "valid_seen",
@@ -42,18 +46,24 @@ MALFORMED: list[Any] = ["", "   \n\t", "\x00\x01\x02", "\x00" * 100_000, 42, Non
 ENV_IDS = [e.id for e in registry.entries()]
 
 
-def cheap_kwargs(env_id: str, cache_dir: Path) -> dict[str, Any]:
-    """The kwargs of the longest matching prefix, with TMP_CACHE replaced by ``cache_dir``."""
+def cheap_kwargs(env_id: str, cache_dir: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The kwargs of the longest matching prefix, with the sentinels replaced by ``cache_dir`` and
+    the generated SWE task file."""
     matches = [p for p in CHEAP_KWARGS if env_id.startswith(p)]
     if not matches:
         return {}
-    kwargs = CHEAP_KWARGS[max(matches, key=len)]
-    return {k: (str(cache_dir) if v is TMP_CACHE else v) for k, v in kwargs.items()}
+    kwargs = dict(CHEAP_KWARGS[max(matches, key=len)])
+    for key, value in kwargs.items():
+        if value is TMP_CACHE:
+            kwargs[key] = str(cache_dir)
+        elif value is SWE_TASKS:
+            kwargs[key] = str(request.getfixturevalue("task_file"))
+    return kwargs
 
 
-def make_or_skip(env_id: str, cache_dir: Path):
+def make_or_skip(env_id: str, cache_dir: Path, request: pytest.FixtureRequest):
     try:
-        env = gymnasium.make(env_id, **cheap_kwargs(env_id, cache_dir))
+        env = gymnasium.make(env_id, **cheap_kwargs(env_id, cache_dir, request))
         env.reset(seed=0)
     except DataNotFoundError as exc:
         pytest.skip(f"{env_id}: data or engine missing: {exc}")
@@ -69,15 +79,15 @@ def test_every_agentgym_id_is_in_gymnasiums_registry():
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
-def test_check_env(env_id, env_cache_dir):
-    env = make_or_skip(env_id, env_cache_dir)
+def test_check_env(env_id, env_cache_dir, request):
+    env = make_or_skip(env_id, env_cache_dir, request)
     check_env(env.unwrapped)
     env.close()
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
-def test_malformed_actions_are_observations(env_id, env_cache_dir):
-    env = make_or_skip(env_id, env_cache_dir)
+def test_malformed_actions_are_observations(env_id, env_cache_dir, request):
+    env = make_or_skip(env_id, env_cache_dir, request)
     env.reset(seed=0)
     for action in MALFORMED:
         obs, reward, terminated, truncated, info = env.step(action)

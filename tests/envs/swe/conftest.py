@@ -1,5 +1,6 @@
 """Fixtures for the SWE sandbox tests: the Docker engine, the backends, a tiny task folder and
-generated tasks from two real PyPI packages.
+generated tasks from two real PyPI packages (``generated``/``task_file`` live in ../conftest.py, so the
+env contract test can use them too).
 
 ``docker_engine`` uses a running engine, or starts ``dockerd`` with the only flags this project
 allows (no bridge, no iptables) when it is installed and we are root, and stops that daemon by its
@@ -21,10 +22,6 @@ from envs.swe.gitutil import commit_all
 from envs.swe.sandbox import Limits, SandboxSpec, backend_available, make_sandbox
 
 DOCKERD_ARGS = ["dockerd", "--bridge=none", "--iptables=false", "--ip6tables=false"]
-#: the two packages CI generates tasks from (small suites: ~1-2 s each)
-PACKAGES = ("toolz==1.2.0", "parse==1.22.4")
-GEN_TASKS = 6
-GEN_ATTEMPTS = 20
 
 
 def _docker_ok() -> tuple[bool, str]:
@@ -122,30 +119,3 @@ def sandbox(backend: str, tiny_env: Path, small_limits: Limits):
         yield sb
     finally:
         sb.close()
-
-
-@pytest.fixture(scope="session")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    """Tasks generated from the two CI packages (cached across sessions in the agentgym cache)."""
-    from envs.swe.generate.generator import GenerateConfig, generate
-
-    gen_backend = "bwrap" if backend_available("bwrap")[0] else "docker"
-    if gen_backend == "docker" and not _docker_ok()[0]:
-        pytest.skip("neither bwrap nor a Docker engine can run here")
-    results = {}
-    for package in PACKAGES:
-        cfg = GenerateConfig(
-            package=package, n_tasks=GEN_TASKS, max_attempts=GEN_ATTEMPTS, backend=gen_backend
-        )
-        results[package] = generate(cfg)
-    return results
-
-
-@pytest.fixture(scope="session")
-def task_file(generated: dict[str, object], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One JSONL with every generated task of both packages."""
-    from envs.swe.tasks import write_instances
-
-    path = tmp_path_factory.mktemp("tasks") / "tasks.jsonl"
-    write_instances(path, [t for r in generated.values() for t in r.tasks])  # type: ignore[attr-defined]
-    return path
