@@ -17,6 +17,13 @@ as per-token ``rm_scores``: each turn's reward on the last token of its action. 
 trajectory (turn infos, state keys, rewards, action spans) travels in ``extra_fields`` for the
 trainer subclass (:mod:`trainers.verl.trainer`). A crashed env fails the episode: its mask is
 zeroed (no training signal), never a silent 0 reward on trained tokens.
+
+``extra_fields`` also carries verl's own fields from the rollout server's outputs, as verl's
+``ToolAgentLoop`` does (verl 0.9.1, ``verl/experimental/agent_loop/tool_agent_loop.py``): the first
+generation's fields, then ``max_global_steps`` of the latest one. The v1 trainer reads
+``min_global_steps`` / ``max_global_steps`` (the weight versions a trajectory was generated with)
+for every row; an episode that failed before generating anything takes the batch's
+``global_steps``.
 """
 
 from __future__ import annotations
@@ -164,9 +171,14 @@ class AgentGymAgentLoop(AgentLoopBase):
         key, env = await self.loop.run_in_executor(None, _POOL.acquire, env_id, env_kwargs)
         traj = Trajectory(env_id, task_id, split, seed=seed, group_id=str(kwargs.get("uid", "")))
         try:
-            return await self._episode(env, traj, sampling_params)
+            output = await self._episode(env, traj, sampling_params)
         finally:
             _POOL.release(key, env)
+        step = kwargs.get("global_steps")
+        for name in ("min_global_steps", "max_global_steps"):
+            if output.extra_fields.get(name) is None:
+                output.extra_fields[name] = None if step is None else int(step)
+        return output
 
     async def _episode(self, env: Any, traj: Trajectory, sampling_params: dict[str, Any]) -> AgentGymOutput:
         metrics = AgentLoopMetrics()
@@ -198,6 +210,7 @@ class AgentGymAgentLoop(AgentLoopBase):
                 request_id=uuid4().hex, prompt_ids=state.ids, sampling_params=sampling_params
             )
             metrics.generate_sequences += time.perf_counter() - t0
+            state.record_server_fields(out.extra_fields)
             before = len(state.mask)
             if state.logprobs is None and out.log_probs:
                 state.logprobs = []
@@ -248,7 +261,7 @@ class AgentGymAgentLoop(AgentLoopBase):
             metrics=metrics,
             turn_ends=list(state.ends),
             turn_rewards=[float(r) for r in turn_rewards],
-            extra_fields=trajectory_fields(traj, state.ends, turn_rewards),
+            extra_fields={**state.server_fields, **trajectory_fields(traj, state.ends, turn_rewards)},
         )
 
     def _failed(self, traj, prompt_ids, exc, metrics, state=None) -> AgentGymOutput:
@@ -264,7 +277,10 @@ class AgentGymAgentLoop(AgentLoopBase):
             reward_score=0.0,
             num_turns=len(traj.turns) * 2 + 1,
             metrics=metrics,
-            extra_fields=trajectory_fields(traj, [], []),
+            extra_fields={
+                **(state.server_fields if state is not None else {}),
+                **trajectory_fields(traj, [], []),
+            },
         )
 
 
@@ -289,6 +305,17 @@ class _State:
         self.mask: list[int] = []
         self.logprobs: list[float] | None = None
         self.ends: list[int] = []
+        #: verl's fields from the rollout server (weight versions, ...), merged across turns
+        self.server_fields: dict[str, Any] = {}
+
+    def record_server_fields(self, fields: dict[str, Any] | None) -> None:
+        """Keep the first generation's ``extra_fields`` and the latest ``max_global_steps``
+        (as verl's ToolAgentLoop does)."""
+        fields = dict(fields or {})
+        if not self.server_fields:
+            self.server_fields = fields
+        elif fields.get("max_global_steps") is not None:
+            self.server_fields["max_global_steps"] = fields["max_global_steps"]
 
 
 def trajectory_fields(traj: Trajectory, turn_ends: list[int], turn_rewards: list[float]) -> dict[str, Any]:
