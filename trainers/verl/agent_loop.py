@@ -41,7 +41,16 @@ from agentgym.records import Trajectory, Turn, to_jsonable
 
 AGENT_NAME = "agentgym"
 #: keys of the top-level ``agentgym`` config section the agent loop reads
-LOOP_KEYS = ("credit", "max_turns", "system_prompt", "env_kwargs", "credit_kwargs", "side_model")
+LOOP_KEYS = (
+    "credit",
+    "max_turns",
+    "max_new_tokens",
+    "system_prompt",
+    "env_kwargs",
+    "credit_kwargs",
+    "side_model",
+    "dump_dir",
+)
 
 
 class AgentGymOutput(AgentLoopOutput):
@@ -82,15 +91,21 @@ def loop_settings(config: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "credit": "outcome",
         "max_turns": 8,
+        "max_new_tokens": None,
         "system_prompt": None,
         "env_kwargs": {},
         "credit_kwargs": {},
         "side_model": None,
+        "dump_dir": None,
     }
     out.update({k: v for k, v in values.items() if v is not None})
     out["max_turns"] = int(out["max_turns"])
     if out["max_turns"] < 1:
         raise ValueError(f"agentgym.max_turns must be >= 1, got {out['max_turns']}")
+    if out["max_new_tokens"] is not None:
+        out["max_new_tokens"] = int(out["max_new_tokens"])
+        if out["max_new_tokens"] < 1:
+            raise ValueError(f"agentgym.max_new_tokens must be >= 1 or null, got {out['max_new_tokens']}")
     for key in ("env_kwargs", "credit_kwargs"):
         if hasattr(out[key], "items"):
             out[key] = {str(k): v for k, v in out[key].items()}
@@ -203,6 +218,9 @@ class AgentGymAgentLoop(AgentLoopBase):
 
     async def _turns(self, env, traj, messages, state, sampling_params, metrics, observation) -> None:
         import time
+
+        if self.settings["max_new_tokens"] is not None:  # per-turn cap (the server's budget otherwise)
+            sampling_params = {**sampling_params, "max_tokens": self.settings["max_new_tokens"]}
 
         while True:
             t0 = time.perf_counter()
