@@ -230,7 +230,9 @@ def format_command(argv: list[str], env: dict[str, str] | None = None) -> str:
     """A copy-pasteable shell command (``env`` as ``NAME=value`` prefixes), one override per line."""
     head, rest = argv[:3], argv[3:]
     prefix = [f"{k}={shlex.quote(v)}" for k, v in (env or {}).items()]
-    return " \\\n  ".join([" ".join(prefix + [shlex.quote(a) for a in head])] + [shlex.quote(a) for a in rest])
+    return " \\\n  ".join(
+        [" ".join(prefix + [shlex.quote(a) for a in head])] + [shlex.quote(a) for a in rest]
+    )
 
 
 #: CPUs in each of verl's worker bundles (``ResourcePoolManager.max_colocate_count``, verl 0.9.1)
@@ -295,7 +297,10 @@ def cpu_overrides(launch: VerlLaunch) -> list[tuple[str, Any]]:
     """The overrides of a CPU run (see :mod:`trainers.verl.cpu`): FSDP2 on gloo, eager attention,
     no torch.compile / gradient checkpointing / remove-padding kernels, one agent-loop and one reward
     worker, an in-process data loader."""
-    pairs: list[tuple[str, Any]] = [("trainer.device", "cpu"), ("+ray_kwargs.ray_init.include_dashboard", False)]
+    pairs: list[tuple[str, Any]] = [
+        ("trainer.device", "cpu"),
+        ("+ray_kwargs.ray_init.include_dashboard", False),
+    ]
     for role in ("actor_rollout_ref.actor", "actor_rollout_ref.ref", "critic"):
         pairs.append((f"{role}.strategy", "fsdp2"))
     pairs += [
@@ -313,5 +318,14 @@ def cpu_overrides(launch: VerlLaunch) -> list[tuple[str, Any]]:
 
 
 def launch_env(launch: VerlLaunch) -> dict[str, str]:
-    """Environment variables the ``main_ppo`` process needs (Ray's workers inherit them)."""
-    return {"VERL_PLATFORM": "cpu"} if launch.device == "cpu" else {}
+    """Environment variables the ``main_ppo`` process needs (Ray's workers inherit them).
+
+    On cpu: ``VERL_PLATFORM=cpu``, and a longer raylet start-up wait (Ray's default, 10 s, times
+    out on a small machine that is busy).
+    """
+    if launch.device != "cpu":
+        return {}
+    return {
+        "VERL_PLATFORM": "cpu",
+        "RAY_raylet_start_wait_time_s": os.environ.get("RAY_raylet_start_wait_time_s", "120"),  # noqa: SIM112 (Ray's own name)
+    }

@@ -82,7 +82,9 @@ def data_files(tmp_path_factory):
     from trainers.verl.export import export_rows, write_parquet
 
     root = tmp_path_factory.mktemp("data")
-    train = write_parquet(export_rows("countdown", "train", env_kwargs={"n_tasks": 2}), root / "train.parquet")
+    train = write_parquet(
+        export_rows("countdown", "train", env_kwargs={"n_tasks": 2}), root / "train.parquet"
+    )
     val = write_parquet(export_rows("countdown", "test", env_kwargs={"n_tasks": 2}), root / "val.parquet")
     return str(train), str(val)
 

@@ -46,7 +46,10 @@ class HFRollout(BaseRollout):
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="eager")
         self.client = HFGenerationClient(model, self.model_config.tokenizer, seed=int(self.config.seed or 0))
         self.global_steps: int | None = None
-        self.prompt_length, self.response_length = int(self.config.prompt_length), int(self.config.response_length)
+        self.prompt_length, self.response_length = (
+            int(self.config.prompt_length),
+            int(self.config.response_length),
+        )
         _ACTIVE["rollout"] = self
 
     async def resume(self, tags: list[str]) -> None:
@@ -59,11 +62,17 @@ class HFRollout(BaseRollout):
     async def update_weights(self, weights: Any, wire_format: str = "named_tensors", **kwargs: Any) -> None:
         """Load the actor's full tensors (``(name, tensor)`` pairs) into the rollout model."""
         if wire_format != "named_tensors":
-            raise NotImplementedError(f"the hf rollout takes wire_format='named_tensors', not {wire_format!r}")
+            raise NotImplementedError(
+                f"the hf rollout takes wire_format='named_tensors', not {wire_format!r}"
+            )
         state = {name: tensor.detach().to("cpu", torch.float32) for name, tensor in weights}
         model = self.client.model
         result = model.load_state_dict(state, strict=False)
-        tied = {k for k in result.missing_keys if k.endswith("lm_head.weight") and model.config.tie_word_embeddings}
+        tied = {
+            k
+            for k in result.missing_keys
+            if k.endswith("lm_head.weight") and model.config.tie_word_embeddings
+        }
         missing = sorted(set(result.missing_keys) - tied)
         if missing or result.unexpected_keys:
             raise RuntimeError(
@@ -111,7 +120,9 @@ class HFServer:
         if unsupported:
             raise NotImplementedError(f"the hf rollout is text-only; got {unsupported}")
         async with self._lock:  # one request at a time in the worker
-            return await self.worker.__ray_call__.remote(_generate_in_worker, list(prompt_ids), dict(sampling_params))
+            return await self.worker.__ray_call__.remote(
+                _generate_in_worker, list(prompt_ids), dict(sampling_params)
+            )
 
     async def wake_up(self, tags: list[str] | None = None) -> None:
         return None
@@ -156,7 +167,9 @@ class HFReplica(RolloutReplica):
             )
         server = (
             ray.remote(HFServer)
-            .options(name=f"hf_server_{self.replica_rank}{self.name_suffix}", num_cpus=0, max_concurrency=1000)
+            .options(
+                name=f"hf_server_{self.replica_rank}{self.name_suffix}", num_cpus=0, max_concurrency=1000
+            )
             .remote(self.workers[0], self.replica_rank)
         )
         self.servers = [server]
@@ -175,4 +188,6 @@ def register_rollout() -> None:
 
     if ROLLOUT_NAME not in RolloutReplicaRegistry._registry:
         RolloutReplicaRegistry.register(ROLLOUT_NAME, _load_replica)
-    base._ROLLOUT_REGISTRY.setdefault((ROLLOUT_NAME, "async"), f"{HFRollout.__module__}.{HFRollout.__qualname__}")
+    base._ROLLOUT_REGISTRY.setdefault(
+        (ROLLOUT_NAME, "async"), f"{HFRollout.__module__}.{HFRollout.__qualname__}"
+    )
