@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 
 STEP_LINE = re.compile(r"step:(\d+) - (.*)$")
+#: numpy scalars print as ``np.float64(0.5)`` in verl's console lines
+NUMPY_SCALAR = re.compile(r"^np\.\w+\((.*)\)$")
 
 
 def parse_step(line: str) -> tuple[int, dict[str, float]] | None:
@@ -32,8 +34,10 @@ def parse_step(line: str) -> tuple[int, dict[str, float]] | None:
     metrics = {}
     for part in match.group(2).split(" - "):
         key, _, value = part.partition(":")
+        value = value.strip()
+        scalar = NUMPY_SCALAR.match(value)
         try:
-            metrics[key.strip()] = float(value)
+            metrics[key.strip()] = float(scalar.group(1) if scalar else value)
         except ValueError:
             continue
     return int(match.group(1)), metrics

@@ -318,14 +318,5 @@ def cpu_overrides(launch: VerlLaunch) -> list[tuple[str, Any]]:
 
 
 def launch_env(launch: VerlLaunch) -> dict[str, str]:
-    """Environment variables the ``main_ppo`` process needs (Ray's workers inherit them).
-
-    On cpu: ``VERL_PLATFORM=cpu``, and a longer raylet start-up wait (Ray's default, 10 s, times
-    out on a small machine that is busy).
-    """
-    if launch.device != "cpu":
-        return {}
-    return {
-        "VERL_PLATFORM": "cpu",
-        "RAY_raylet_start_wait_time_s": os.environ.get("RAY_raylet_start_wait_time_s", "120"),  # noqa: SIM112 (Ray's own name)
-    }
+    """Environment variables the ``main_ppo`` process needs (Ray's workers inherit them)."""
+    return {"VERL_PLATFORM": "cpu"} if launch.device == "cpu" else {}

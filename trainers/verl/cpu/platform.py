@@ -87,6 +87,14 @@ class _CPUDevice(ModuleType):
         return int(vm.available), int(vm.total)
 
     @staticmethod
+    def get_device_name(device: Any = None) -> str:
+        return "CPU"
+
+    @staticmethod
+    def set_per_process_memory_fraction(fraction: float, device: Any = None) -> None:
+        return None
+
+    @staticmethod
     def get_rng_state(device: Any = None) -> torch.Tensor:
         return torch.get_rng_state()
 
