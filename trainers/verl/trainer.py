@@ -121,8 +121,7 @@ def dump_advantages(batch: Any, dump_dir: str, step: int) -> str:
     return path
 
 
-@register_trainer(TRAINER_NAME)
-class AgentGymTrainer(AdvantageDump, PPOTrainerSync):
+class _CreditTrainer(PPOTrainerSync):
     """Sync PPO trainer whose advantages come from agentgym's credit pipeline (see module docstring)."""
 
     _credit: rewards.Credit | None = None
@@ -168,3 +167,8 @@ class AgentGymTrainer(AdvantageDump, PPOTrainerSync):
         return tq.kv_batch_put(
             keys=batch.keys, partition_id=batch.partition_id, fields=TensorDict(output, batch_size=len(batch))
         )
+
+
+@register_trainer(TRAINER_NAME)
+class AgentGymTrainer(AdvantageDump, _CreditTrainer):
+    """``agentgym_sync``: the credit-pipeline trainer; ``+agentgym.dump_dir`` saves what it computed."""
