@@ -4,7 +4,8 @@ verl's rollout servers (vLLM, SGLang, TRT-LLM) need a GPU. This is the same shap
 
 * :class:`HFRollout` — verl's ``BaseRollout`` in the hybrid worker process: a plain transformers
   copy of the model that samples (:meth:`trainers.verl.local_client.HFGenerationClient._generate`,
-  log-probs of the temperature-scaled distribution, as verl's actor computes them). Its weights come
+  log-probs of the temperature-scaled distribution, as verl's actor computes them; ``top_p`` /
+  ``top_k`` are not applied — keep verl's defaults 1.0 / -1 on CPU). Its weights come
   from the FSDP actor through verl's ``naive`` checkpoint path
   (``ActorRolloutRefWorker.update_weights`` → ``update_weights(per_tensor_param)``), in process.
 * :class:`HFServer` — the replica's server actor, what verl's load balancer hands requests to; it
