@@ -181,6 +181,7 @@ def cmd_train_verl(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(format_command(argv, env))
         return 0
+    argv.append(f"hydra.run.dir={out}/hydra")  # Hydra's own outputs in the run dir, not the cwd
     print(format_command(argv, env), file=sys.stderr)
     return subprocess.call(argv, env={**os.environ, **env})
 
