@@ -85,6 +85,12 @@ def add_cli(subparsers: Any) -> None:
         "--dry-run", action="store_true", help="--backend verl: print the verl command, run nothing"
     )
     p.add_argument(
+        "--device",
+        choices=("cuda", "cpu"),
+        default=None,
+        help="--backend verl: cuda (vLLM/SGLang rollout) or cpu (verl on CPU via trainers.verl.cpu)",
+    )
+    p.add_argument(
         "--launch",
         action="append",
         default=[],
@@ -129,8 +135,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.backend == "verl":
         return cmd_train_verl(args)
-    if args.dry_run or args.launch:
-        raise ConfigError("--dry-run and --launch apply to --backend verl only")
+    if args.dry_run or args.launch or args.device:
+        raise ConfigError("--dry-run, --launch and --device apply to --backend verl only")
     cfg = config_from_args(args)
     out = args.out or f"runs/{cfg.env.replace('/', '_')}-{cfg.algo}-seed{cfg.seed}"
     console = Console()
@@ -150,11 +156,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_train_verl(args: argparse.Namespace) -> int:
-    """Build (and unless ``--dry-run``, run) ``python -m verl.trainer.main_ppo`` for the run."""
+    """Build (and unless ``--dry-run``, run) ``python -m verl.trainer.main_ppo`` for the run.
+
+    ``--model tiny`` builds agentgym's tiny model for the env (cached); train/val parquet files that
+    do not exist are exported from the env's train/test splits into the run dir first.
+    """
+    import os
     import subprocess
     import sys
 
-    from trainers.verl.launch import VerlLaunch, format_command, verl_command
+    from trainers.verl.launch import VerlLaunch, format_command, launch_env, ray_sizing, verl_command
 
     settings = parse_kv(args.settings, "--set")
     # verl plays the full history and runs RL only: drop the embedded default's window and SFT
@@ -164,9 +175,49 @@ def cmd_train_verl(args: argparse.Namespace) -> int:
     if args.sft_steps is None and "sft_steps" not in settings:
         args.settings = [*args.settings, "sft_steps=0"]
     cfg = config_from_args(args)
-    launch = VerlLaunch.from_dict(parse_kv(args.launch, "--launch"))
+    launch_kv = parse_kv(args.launch, "--launch")
+    if args.device:
+        launch_kv["device"] = args.device
+    out = args.out or f"runs/{cfg.env.replace('/', '_')}-verl-{cfg.algo}-seed{cfg.seed}"
+    launch_kv.setdefault("out_dir", f"{out}/checkpoints")
+    launch = VerlLaunch.from_dict(launch_kv)
+    if not args.dry_run:
+        cfg, launch = _prepare_verl_inputs(cfg, launch, out, given=set(launch_kv))
+    elif cfg.model == "tiny":
+        cfg = cfg.replace(model="<tiny model dir: built by the run>")
     argv = verl_command(cfg, launch, python=sys.executable if not args.dry_run else "python3")
+    env = launch_env(launch)
+    for note in ray_sizing(launch).notes:
+        print(f"note: {note}", file=sys.stderr)
     if args.dry_run:
-        print(format_command(argv))
+        print(format_command(argv, env))
         return 0
-    return subprocess.call(argv)
+    argv.append(f"hydra.run.dir={out}/hydra")  # Hydra's own outputs in the run dir, not the cwd
+    print(format_command(argv, env), file=sys.stderr)
+    return subprocess.call(argv, env={**os.environ, **env})
+
+
+def _prepare_verl_inputs(cfg: Any, launch: Any, out: str, *, given: set[str]) -> tuple[Any, Any]:
+    """The tiny model dir for ``--model tiny``; parquet files exported from the env when missing."""
+    import dataclasses
+    from pathlib import Path
+
+    if cfg.model == "tiny":
+        from agentgym.models import default_tiny_model
+
+        cfg = cfg.replace(model=str(default_tiny_model(env_names=[cfg.env])))
+    files = {}
+    for key, split in (("train_files", "train"), ("val_files", cfg.eval_split)):
+        path = getattr(launch, key)
+        if Path(path).is_file():
+            continue
+        if key in given:
+            raise ConfigError(f"--launch {key}={path}: no such file (export one with 'agentgym export verl')")
+        from trainers.verl.export import export_rows, write_parquet
+
+        target = Path(out) / "data" / f"{split}.parquet"
+        rows = export_rows(cfg.env, split, env_kwargs=cfg.env_kwargs)
+        write_parquet(rows, target)
+        print(f"exported {len(rows)} {split} tasks of {cfg.env} to {target}")
+        files[key] = str(target)
+    return cfg, dataclasses.replace(launch, **files)

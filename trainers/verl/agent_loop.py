@@ -17,6 +17,13 @@ as per-token ``rm_scores``: each turn's reward on the last token of its action. 
 trajectory (turn infos, state keys, rewards, action spans) travels in ``extra_fields`` for the
 trainer subclass (:mod:`trainers.verl.trainer`). A crashed env fails the episode: its mask is
 zeroed (no training signal), never a silent 0 reward on trained tokens.
+
+``extra_fields`` also carries verl's own fields from the rollout server's outputs, as verl's
+``ToolAgentLoop`` does (verl 0.9.1, ``verl/experimental/agent_loop/tool_agent_loop.py``): the first
+generation's fields, then ``max_global_steps`` of the latest one. The v1 trainer reads
+``min_global_steps`` / ``max_global_steps`` (the weight versions a trajectory was generated with)
+for every row; an episode that failed before generating anything takes the batch's
+``global_steps``.
 """
 
 from __future__ import annotations
@@ -34,7 +41,16 @@ from agentgym.records import Trajectory, Turn, to_jsonable
 
 AGENT_NAME = "agentgym"
 #: keys of the top-level ``agentgym`` config section the agent loop reads
-LOOP_KEYS = ("credit", "max_turns", "system_prompt", "env_kwargs", "credit_kwargs", "side_model")
+LOOP_KEYS = (
+    "credit",
+    "max_turns",
+    "max_new_tokens",
+    "system_prompt",
+    "env_kwargs",
+    "credit_kwargs",
+    "side_model",
+    "dump_dir",
+)
 
 
 class AgentGymOutput(AgentLoopOutput):
@@ -75,15 +91,21 @@ def loop_settings(config: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "credit": "outcome",
         "max_turns": 8,
+        "max_new_tokens": None,
         "system_prompt": None,
         "env_kwargs": {},
         "credit_kwargs": {},
         "side_model": None,
+        "dump_dir": None,
     }
     out.update({k: v for k, v in values.items() if v is not None})
     out["max_turns"] = int(out["max_turns"])
     if out["max_turns"] < 1:
         raise ValueError(f"agentgym.max_turns must be >= 1, got {out['max_turns']}")
+    if out["max_new_tokens"] is not None:
+        out["max_new_tokens"] = int(out["max_new_tokens"])
+        if out["max_new_tokens"] < 1:
+            raise ValueError(f"agentgym.max_new_tokens must be >= 1 or null, got {out['max_new_tokens']}")
     for key in ("env_kwargs", "credit_kwargs"):
         if hasattr(out[key], "items"):
             out[key] = {str(k): v for k, v in out[key].items()}
@@ -164,9 +186,14 @@ class AgentGymAgentLoop(AgentLoopBase):
         key, env = await self.loop.run_in_executor(None, _POOL.acquire, env_id, env_kwargs)
         traj = Trajectory(env_id, task_id, split, seed=seed, group_id=str(kwargs.get("uid", "")))
         try:
-            return await self._episode(env, traj, sampling_params)
+            output = await self._episode(env, traj, sampling_params)
         finally:
             _POOL.release(key, env)
+        step = kwargs.get("global_steps")
+        for name in ("min_global_steps", "max_global_steps"):
+            if output.extra_fields.get(name) is None:
+                output.extra_fields[name] = None if step is None else int(step)
+        return output
 
     async def _episode(self, env: Any, traj: Trajectory, sampling_params: dict[str, Any]) -> AgentGymOutput:
         metrics = AgentLoopMetrics()
@@ -192,12 +219,16 @@ class AgentGymAgentLoop(AgentLoopBase):
     async def _turns(self, env, traj, messages, state, sampling_params, metrics, observation) -> None:
         import time
 
+        if self.settings["max_new_tokens"] is not None:  # per-turn cap (the server's budget otherwise)
+            sampling_params = {**sampling_params, "max_tokens": self.settings["max_new_tokens"]}
+
         while True:
             t0 = time.perf_counter()
             out = await self.server_manager.generate(
                 request_id=uuid4().hex, prompt_ids=state.ids, sampling_params=sampling_params
             )
             metrics.generate_sequences += time.perf_counter() - t0
+            state.record_server_fields(out.extra_fields)
             before = len(state.mask)
             if state.logprobs is None and out.log_probs:
                 state.logprobs = []
@@ -248,7 +279,7 @@ class AgentGymAgentLoop(AgentLoopBase):
             metrics=metrics,
             turn_ends=list(state.ends),
             turn_rewards=[float(r) for r in turn_rewards],
-            extra_fields=trajectory_fields(traj, state.ends, turn_rewards),
+            extra_fields={**state.server_fields, **trajectory_fields(traj, state.ends, turn_rewards)},
         )
 
     def _failed(self, traj, prompt_ids, exc, metrics, state=None) -> AgentGymOutput:
@@ -264,7 +295,10 @@ class AgentGymAgentLoop(AgentLoopBase):
             reward_score=0.0,
             num_turns=len(traj.turns) * 2 + 1,
             metrics=metrics,
-            extra_fields=trajectory_fields(traj, [], []),
+            extra_fields={
+                **(state.server_fields if state is not None else {}),
+                **trajectory_fields(traj, [], []),
+            },
         )
 
 
@@ -289,6 +323,17 @@ class _State:
         self.mask: list[int] = []
         self.logprobs: list[float] | None = None
         self.ends: list[int] = []
+        #: verl's fields from the rollout server (weight versions, ...), merged across turns
+        self.server_fields: dict[str, Any] = {}
+
+    def record_server_fields(self, fields: dict[str, Any] | None) -> None:
+        """Keep the first generation's ``extra_fields`` and the latest ``max_global_steps``
+        (as verl's ToolAgentLoop does)."""
+        fields = dict(fields or {})
+        if not self.server_fields:
+            self.server_fields = fields
+        elif fields.get("max_global_steps") is not None:
+            self.server_fields["max_global_steps"] = fields["max_global_steps"]
 
 
 def trajectory_fields(traj: Trajectory, turn_ends: list[int], turn_rewards: list[float]) -> dict[str, Any]:

@@ -11,11 +11,18 @@ config; keys verl does not have go under ``+agentgym.*`` (the agent loop) and
 * a module with a side model or actor scoring (SPA, OPRL, IGPO) or an estimator that reads the
   trajectory (GiGPO, iStar): the ``agentgym_sync`` trainer subclass;
 * ``algo=ppo``: verl's token-level ``gae`` with its critic.
+
+``device="cpu"`` runs the same trainer on CPU through :mod:`trainers.verl.cpu` (``VERL_PLATFORM=cpu``
+in the environment, :func:`cpu_overrides`). :func:`ray_sizing` sizes Ray and TransferQueue to the
+machine on one node, so the run never waits for CPUs Ray does not have (verl reserves
+``max_colocate_count`` = 3 CPUs per worker bundle, TransferQueue one per storage unit plus its
+controller).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import shlex
 from dataclasses import dataclass
 from typing import Any
@@ -32,13 +39,20 @@ class VerlLaunch:
 
     train_files: str = "data/train.parquet"
     val_files: str = "data/val.parquet"
+    #: cuda (vLLM/SGLang rollout, FSDP on GPUs) or cpu (the hf rollout, FSDP2 on gloo)
+    device: str = "cuda"
+    #: GPUs per node; on cpu, training workers (each holds one of Ray's logical GPUs)
     n_gpus_per_node: int = 1
     nnodes: int = 1
-    #: rollout engine: vllm or sglang
-    rollout: str = "vllm"
-    #: token budgets: the first observation, and the whole multi-turn response (env tokens included)
-    max_prompt_length: int = 2048
-    max_response_length: int = 4096
+    #: rollout engine: vllm or sglang on cuda, hf on cpu (default: vllm / hf)
+    rollout: str | None = None
+    #: token budgets: the first observation, and the whole multi-turn response (env tokens
+    #: included); default 2048 / 4096 on cuda, 256 / 256 on cpu
+    max_prompt_length: int | None = None
+    max_response_length: int | None = None
+    #: Ray's CPUs and TransferQueue's storage units (default: sized to the machine, see ray_sizing)
+    num_cpus: int | None = None
+    storage_units: int | None = None
     #: fraction of GPU memory the rollout engine may take
     gpu_memory_utilization: float = 0.5
     tensor_parallel_size: int = 1
@@ -48,12 +62,29 @@ class VerlLaunch:
     extra: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.device not in ("cuda", "cpu"):
+            raise ConfigError(f"VerlLaunch.device must be 'cuda' or 'cpu', got {self.device!r}")
+        cpu = self.device == "cpu"
+        defaults = {"rollout": "hf" if cpu else "vllm", "max_prompt_length": 256 if cpu else 2048}
+        defaults["max_response_length"] = 256 if cpu else 4096
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         for name in ("n_gpus_per_node", "nnodes", "max_prompt_length", "max_response_length"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"VerlLaunch.{name} must be an int >= 1, got {value!r}")
-        if self.rollout not in ("vllm", "sglang"):
-            raise ConfigError(f"VerlLaunch.rollout must be 'vllm' or 'sglang', got {self.rollout!r}")
+        for name in ("num_cpus", "storage_units"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ConfigError(f"VerlLaunch.{name} must be an int >= 1 or unset, got {value!r}")
+        engines = ("hf",) if cpu else ("vllm", "sglang")
+        if self.rollout not in engines:
+            raise ConfigError(
+                f"VerlLaunch.rollout on device={self.device} must be one of {engines}, got {self.rollout!r}"
+            )
+        if cpu and self.nnodes != 1:
+            raise ConfigError("device=cpu runs on one node (nnodes=1)")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ConfigError("VerlLaunch.gpu_memory_utilization must be in (0, 1]")
 
@@ -116,8 +147,8 @@ def hydra_overrides(cfg: TrainConfig, launch: VerlLaunch) -> list[str]:
         )
     if cfg.model == "tiny":
         raise ConfigError(
-            "--backend verl needs --model PATH (a local Hugging Face checkpoint dir or hub id); "
-            "the built-in tiny model trains with --backend local"
+            "hydra_overrides needs a model path: build the tiny model first "
+            "(agentgym.models.default_tiny_model; `agentgym train --backend verl` does this for --model tiny)"
         )
     if cfg.context != "full":
         raise ConfigError(
@@ -125,6 +156,11 @@ def hydra_overrides(cfg: TrainConfig, launch: VerlLaunch) -> list[str]:
             "(window contexts exist only in the embedded trainer)"
         )
     adv, mode, stat_turns = credit_route(cfg)
+    if launch.device == "cpu":
+        from trainers.verl.cpu import TRAINER_MODES
+
+        mode = TRAINER_MODES[mode]
+    sizing = ray_sizing(launch)
     estimator = cfg.estimator or None
     mini = max(1, (cfg.mini_batch_size or cfg.tasks_per_step * cfg.group_size) // cfg.group_size)
     pairs: list[tuple[str, Any]] = [
@@ -158,6 +194,7 @@ def hydra_overrides(cfg: TrainConfig, launch: VerlLaunch) -> list[str]:
         ("trainer.v1.trainer_mode", mode),
         ("trainer.total_training_steps", cfg.steps),
         ("trainer.test_freq", cfg.eval_every or -1),
+        ("trainer.val_before_train", cfg.eval_every > 0),
         ("trainer.save_freq", cfg.save_every or -1),
         ("trainer.logger", ["console", "wandb"] if cfg.wandb else ["console"]),
         ("trainer.project_name", cfg.wandb_project),
@@ -167,12 +204,20 @@ def hydra_overrides(cfg: TrainConfig, launch: VerlLaunch) -> list[str]:
         ("trainer.nnodes", launch.nnodes),
         ("+agentgym.credit", cfg.credit),
         ("+agentgym.max_turns", cfg.max_turns),
+        ("+agentgym.max_new_tokens", cfg.max_new_tokens),
         ("+agentgym.env_kwargs", cfg.env_kwargs),
         ("+agentgym.credit_kwargs", cfg.credit_kwargs),
         ("+algorithm.agentgym.stat_turns", stat_turns),
     ]
     if estimator is not None and adv != "gae":
         pairs.append(("+algorithm.agentgym.estimator", estimator))
+    pairs.append(("transfer_queue.backend.SimpleStorage.num_data_storage_units", sizing.storage_units))
+    if sizing.num_cpus is not None:
+        pairs.append(("ray_kwargs.ray_init.num_cpus", sizing.num_cpus))
+    if sizing.num_gpus is not None:
+        pairs.append(("+ray_kwargs.ray_init.num_gpus", sizing.num_gpus))
+    if launch.device == "cpu":
+        pairs += cpu_overrides(launch)
     return [f"{k}={hydra_value(v)}" for k, v in pairs] + list(launch.extra)
 
 
@@ -181,7 +226,97 @@ def verl_command(cfg: TrainConfig, launch: VerlLaunch | None = None, *, python: 
     return [python, "-m", "verl.trainer.main_ppo", *hydra_overrides(cfg, launch or VerlLaunch())]
 
 
-def format_command(argv: list[str]) -> str:
-    """A copy-pasteable shell command, one override per line."""
+def format_command(argv: list[str], env: dict[str, str] | None = None) -> str:
+    """A copy-pasteable shell command (``env`` as ``NAME=value`` prefixes), one override per line."""
     head, rest = argv[:3], argv[3:]
-    return " \\\n  ".join([" ".join(shlex.quote(a) for a in head)] + [shlex.quote(a) for a in rest])
+    prefix = [f"{k}={shlex.quote(v)}" for k, v in (env or {}).items()]
+    return " \\\n  ".join(
+        [" ".join(prefix + [shlex.quote(a) for a in head])] + [shlex.quote(a) for a in rest]
+    )
+
+
+#: CPUs in each of verl's worker bundles (``ResourcePoolManager.max_colocate_count``, verl 0.9.1)
+COLOCATE_CPUS = 3
+#: TransferQueue's default SimpleStorage units (``transfer_queue.backend.SimpleStorage``)
+DEFAULT_STORAGE_UNITS = 8
+
+
+@dataclass
+class RaySizing:
+    """What Ray and TransferQueue get on one node, and what the user should be told about it."""
+
+    num_cpus: int | None
+    num_gpus: int | None
+    storage_units: int
+    notes: list[str]
+
+
+def ray_sizing(launch: VerlLaunch, machine_cpus: int | None = None) -> RaySizing:
+    """Size Ray's CPUs and TransferQueue's storage units so every reservation fits.
+
+    One node needs ``3 × workers`` (verl's bundles) + ``1 + units`` (TransferQueue's controller and
+    storage units) + 1 (the task runner and the actors that take no CPU) logical CPUs. Storage
+    units default to what the machine's cores leave (1..8); when even one does not fit, Ray is
+    given more logical CPUs than cores (the processes share them) and a note says so. A
+    ``num_cpus`` set by hand that cannot fit is an error naming the need. A multi-node run joins
+    the cluster started with ``ray start`` (sized there), so only its storage units are set.
+    """
+    machine = machine_cpus or os.cpu_count() or 1
+    pool = COLOCATE_CPUS * launch.n_gpus_per_node
+    if launch.nnodes > 1:
+        if launch.num_cpus is not None:
+            raise ConfigError(
+                "num_cpus sizes a one-node Ray; a multi-node run joins the cluster of 'ray start' "
+                "(give each node --num-cpus there)"
+            )
+        return RaySizing(None, None, launch.storage_units or DEFAULT_STORAGE_UNITS, [])
+    units = launch.storage_units or max(1, min(DEFAULT_STORAGE_UNITS, machine - pool - 2))
+    need = pool + 1 + units + 1
+    parts = (
+        f"verl reserves {COLOCATE_CPUS} per worker ({pool} for {launch.n_gpus_per_node}), "
+        f"TransferQueue {units + 1} (controller + {units} storage unit(s)), 1 for the task runner"
+    )
+    notes = []
+    num_cpus = launch.num_cpus
+    if num_cpus is None:
+        num_cpus = max(machine, need)
+        if num_cpus > machine:
+            notes.append(
+                f"Ray starts with {num_cpus} logical CPUs on this {machine}-core machine ({parts}); "
+                "the processes share the cores"
+            )
+    elif num_cpus < need:
+        raise ConfigError(
+            f"num_cpus={num_cpus} cannot fit this run: it needs {need} logical CPUs ({parts}); "
+            "raise num_cpus, or lower storage_units or n_gpus_per_node"
+        )
+    return RaySizing(num_cpus, launch.n_gpus_per_node if launch.device == "cpu" else None, units, notes)
+
+
+def cpu_overrides(launch: VerlLaunch) -> list[tuple[str, Any]]:
+    """The overrides of a CPU run (see :mod:`trainers.verl.cpu`): FSDP2 on gloo, eager attention,
+    no torch.compile / gradient checkpointing / remove-padding kernels, one agent-loop and one reward
+    worker, an in-process data loader."""
+    pairs: list[tuple[str, Any]] = [
+        ("trainer.device", "cpu"),
+        ("+ray_kwargs.ray_init.include_dashboard", False),
+    ]
+    for role in ("actor_rollout_ref.actor", "actor_rollout_ref.ref", "critic"):
+        pairs.append((f"{role}.strategy", "fsdp2"))
+    pairs += [
+        ("actor_rollout_ref.actor.use_torch_compile", False),
+        ("actor_rollout_ref.actor.fsdp_config.use_torch_compile", False),
+        ("actor_rollout_ref.actor.fsdp_config.dtype", "float32"),
+        ("actor_rollout_ref.model.use_remove_padding", False),
+        ("actor_rollout_ref.model.enable_gradient_checkpointing", False),
+        ("+actor_rollout_ref.model.override_config.attn_implementation", "eager"),
+        ("actor_rollout_ref.rollout.agent.num_workers", 1),
+        ("reward.num_workers", 1),
+        ("data.dataloader_num_workers", 0),
+    ]
+    return pairs
+
+
+def launch_env(launch: VerlLaunch) -> dict[str, str]:
+    """Environment variables the ``main_ppo`` process needs (Ray's workers inherit them)."""
+    return {"VERL_PLATFORM": "cpu"} if launch.device == "cpu" else {}

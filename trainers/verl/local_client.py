@@ -67,16 +67,33 @@ class ScriptedClient:
     """Answers request k of an episode with ``script[(episode, k)]``-style action texts.
 
     ``actions(prompt_ids)`` picks the text; by default the i-th call returns ``texts[i % len]``.
-    The text is tokenised and closed with ``<|im_end|>``; log-probs are a constant.
+    The text is tokenised and closed with ``<|im_end|>``; log-probs are a constant. With
+    ``global_steps`` set, each output's ``extra_fields`` holds the weight version as verl's
+    ``LLMServerClient.generate`` writes it (``global_steps``, ``min_global_steps``,
+    ``max_global_steps``); a test may change ``global_steps`` between calls.
     """
 
-    def __init__(self, tokenizer: Any, texts: Sequence[str], *, stop: str = "<|im_end|>"):
+    def __init__(
+        self,
+        tokenizer: Any,
+        texts: Sequence[str],
+        *,
+        stop: str = "<|im_end|>",
+        global_steps: int | None = None,
+    ):
         self.tokenizer, self.texts, self.stop = tokenizer, list(texts), stop
         self.calls = 0
+        self.global_steps = global_steps
 
     async def generate(self, request_id: str, *, prompt_ids: list[int], sampling_params: dict, **kw: Any):
         text = self.texts[self.calls % len(self.texts)]
         self.calls += 1
         ids = self.tokenizer.encode(text, add_special_tokens=False)
         ids.append(self.tokenizer.convert_tokens_to_ids(self.stop))
-        return TokenOutput(token_ids=ids, log_probs=[-0.5] * len(ids), stop_reason="completed")
+        extra = {}
+        if self.global_steps is not None:
+            g = self.global_steps
+            extra = {"global_steps": g, "min_global_steps": g, "max_global_steps": g}
+        return TokenOutput(
+            token_ids=ids, log_probs=[-0.5] * len(ids), stop_reason="completed", extra_fields=extra
+        )

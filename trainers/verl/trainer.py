@@ -86,8 +86,42 @@ def build_credit(config: Any, *, model: Any = None, tokenizer: Any = None) -> re
     return rewards.Credit(module, estimator)
 
 
-@register_trainer(TRAINER_NAME)
-class AgentGymTrainer(PPOTrainerSync):
+class AdvantageDump:
+    """Trainer mixin: with ``+agentgym.dump_dir=DIR`` each step's advantage batch goes to
+    ``DIR/step_{k}.pt`` — ``uid``, padded ``response_mask``, ``rm_scores`` and ``advantages``
+    ``[B, R]``, and each row's ``extra_fields`` (the agentgym trajectory) — read back from
+    TransferQueue after ``_compute_advantage`` wrote it, so it is exactly what the actor trains on."""
+
+    def _compute_advantage(self, batch: Any, metrics: dict) -> Any:
+        batch = super()._compute_advantage(batch, metrics)  # type: ignore[misc]
+        from trainers.verl.agent_loop import loop_settings
+
+        dump_dir = loop_settings(self.config)["dump_dir"]  # type: ignore[attr-defined]
+        if dump_dir:
+            dump_advantages(batch, dump_dir, int(getattr(self, "global_steps", 0)))
+        return batch
+
+
+def dump_advantages(batch: Any, dump_dir: str, step: int) -> str:
+    """Save the advantage batch of ``batch`` (a TransferQueue ``KVBatchMeta``); returns the path."""
+    import os
+
+    import torch
+    import transfer_queue as tq
+
+    fields = ["uid", "response_mask", "rm_scores", "advantages", "extra_fields"]
+    data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
+    extra = list(data["extra_fields"])
+    uids = [str(u) for u in data.pop("uid").tolist()]
+    padded = data.select("response_mask", "rm_scores", "advantages").to_padded_tensor()
+    os.makedirs(dump_dir, exist_ok=True)
+    path = os.path.join(dump_dir, f"step_{step}.pt")
+    record = {k: padded[k].detach().cpu() for k in ("response_mask", "rm_scores", "advantages")}
+    torch.save({"step": step, "uid": uids, "extra_fields": extra, **record}, path)
+    return path
+
+
+class _CreditTrainer(PPOTrainerSync):
     """Sync PPO trainer whose advantages come from agentgym's credit pipeline (see module docstring)."""
 
     _credit: rewards.Credit | None = None
@@ -133,3 +167,8 @@ class AgentGymTrainer(PPOTrainerSync):
         return tq.kv_batch_put(
             keys=batch.keys, partition_id=batch.partition_id, fields=TensorDict(output, batch_size=len(batch))
         )
+
+
+@register_trainer(TRAINER_NAME)
+class AgentGymTrainer(AdvantageDump, _CreditTrainer):
+    """``agentgym_sync``: the credit-pipeline trainer; ``+agentgym.dump_dir`` saves what it computed."""

@@ -105,3 +105,37 @@ def test_rows_without_task_address_fail_clearly(loop_config, tiny_base):
     _, tok = tiny_base
     with pytest.raises(ValueError, match="agentgym export verl"):
         run_loop(loop_config, ScriptedClient(tok, ["dec"]), extra_info={"index": 0})
+
+
+class _SteppingClient:
+    """A ScriptedClient whose weight version moves from 4 to 5 after the first generation."""
+
+    def __init__(self, client):
+        self.client = client
+
+    async def generate(self, request_id, **kw):
+        out = await self.client.generate(request_id, **kw)
+        self.client.global_steps = 5
+        return out
+
+
+def test_extra_fields_carry_verls_weight_versions(compose, tiny_dir, tiny_base):
+    # verl's v1 trainer reads min/max_global_steps of every row (int(...) of each); verl's
+    # ToolAgentLoop keeps the first generation's fields and the last max_global_steps: 4 .. 5 here
+    _, tok = tiny_base
+    config = compose([f"actor_rollout_ref.model.path={tiny_dir}", "actor_rollout_ref.rollout.name=vllm"])
+    info = {"env_id": "countdown", "task_id": "countdown-train-1", "seed": 0, "env_kwargs": "{}"}
+    client = _SteppingClient(ScriptedClient(tok, ["dec", "dec"], global_steps=4))
+    out = run_loop(config, client, extra_info=info)
+    assert len(json.loads(out.extra_fields["agentgym_trajectory"])["turns"]) == 2
+    assert out.extra_fields["global_steps"] == 4
+    assert (out.extra_fields["min_global_steps"], out.extra_fields["max_global_steps"]) == (4, 5)
+
+
+def test_episode_failed_before_generating_takes_the_batch_step(compose, tiny_dir, tiny_base):
+    _, tok = tiny_base
+    config = compose([f"actor_rollout_ref.model.path={tiny_dir}", "actor_rollout_ref.rollout.name=vllm"])
+    info = {"env_id": "countdown", "task_id": "no-such-task", "env_kwargs": "{}"}
+    out = run_loop(config, ScriptedClient(tok, ["dec"], global_steps=9), extra_info=info, global_steps=7)
+    assert json.loads(out.extra_fields["agentgym_trajectory"])["stop_reason"] == "error"
+    assert (out.extra_fields["min_global_steps"], out.extra_fields["max_global_steps"]) == (7, 7)

@@ -10,7 +10,7 @@ pytest.importorskip("verl", reason="verl is not installed: pip install 'agentgym
 
 from agentgym.errors import ConfigError  # noqa: E402
 from trainers.local import TrainConfig  # noqa: E402
-from trainers.verl.launch import VerlLaunch, hydra_overrides, verl_command  # noqa: E402
+from trainers.verl.launch import VerlLaunch, hydra_overrides, ray_sizing, verl_command  # noqa: E402
 
 
 def _dry_run(capsys, *argv):
@@ -69,7 +69,7 @@ def test_side_model_modules_select_the_trainer_subclass(compose):
 
 @pytest.mark.parametrize(
     ("changes", "match"),
-    [({"model": "tiny"}, "--model PATH"), ({"context": "window"}, "full history"), ({"sft_steps": 5}, "SFT")],
+    [({"model": "tiny"}, "model path"), ({"context": "window"}, "full history"), ({"sft_steps": 5}, "SFT")],
 )
 def test_unsupported_settings_fail_with_the_fix(changes, match):
     cfg = TrainConfig(**{"env": "countdown", "model": "/m", "context": "full", **changes})
@@ -110,3 +110,45 @@ def test_export_rows_load_in_verls_dataset(tmp_path, tiny_dir, compose, capsys):
         2,
     )
     assert row["raw_prompt"][-1]["content"] == "Your task is to reach 0. The counter shows 3."
+
+
+def test_cpu_command_composes_with_the_cpu_backend(compose):
+    cfg = TrainConfig(env="countdown", model="/m", context="full", credit="outcome", group_size=4)
+    composed = compose(hydra_overrides(cfg, VerlLaunch(device="cpu")))
+    assert composed.trainer.device == "cpu" and composed.trainer.v1.trainer_mode == "cpu_sync"
+    assert composed.actor_rollout_ref.rollout.name == "hf"
+    assert composed.actor_rollout_ref.actor.strategy == "fsdp2"
+    assert composed.actor_rollout_ref.model.override_config.attn_implementation == "eager"
+    assert not composed.actor_rollout_ref.model.use_remove_padding
+    assert composed.actor_rollout_ref.rollout.agent.num_workers == 1 and composed.reward.num_workers == 1
+    assert composed.ray_kwargs.ray_init.num_gpus == 1  # one worker on Ray's logical GPU
+    assert composed.ray_kwargs.ray_init.num_cpus >= 6
+    assert composed.actor_rollout_ref.rollout.response_length == 256
+    spa = compose(hydra_overrides(cfg.replace(credit="spa"), VerlLaunch(device="cpu")))
+    assert spa.trainer.v1.trainer_mode == "agentgym_cpu_sync"
+
+
+def test_ray_sizing_fits_the_machine():
+    # 1 worker on 2 cores: storage units = max(1, min(8, 2 - 3 - 2)) = 1; need = 3·1 + (1 + 1) + 1 = 6
+    small = ray_sizing(VerlLaunch(device="cpu"), machine_cpus=2)
+    assert (small.num_cpus, small.num_gpus, small.storage_units) == (6, 1, 1)
+    assert "6 logical CPUs on this 2-core machine" in small.notes[0]
+    # 4 GPUs on 32 cores: units = min(8, 32 - 12 - 2) = 8; need = 12 + 9 + 1 = 22 <= 32: no note
+    big = ray_sizing(VerlLaunch(n_gpus_per_node=4), machine_cpus=32)
+    assert (big.num_cpus, big.num_gpus, big.storage_units, big.notes) == (32, None, 8, [])
+    # multi-node: the cluster of `ray start` is sized there; only the storage units are set
+    assert ray_sizing(VerlLaunch(nnodes=2), machine_cpus=2) == type(big)(None, None, 8, [])
+
+
+@pytest.mark.parametrize(
+    ("launch", "match"),
+    [
+        ({"device": "cpu", "num_cpus": 4}, "needs 6 logical CPUs"),
+        ({"device": "cpu", "rollout": "vllm"}, "must be one of \\('hf',\\)"),
+        ({"device": "tpu"}, "'cuda' or 'cpu'"),
+        ({"nnodes": 2, "num_cpus": 8}, "ray start"),
+    ],
+)
+def test_launch_settings_that_cannot_fit_say_so(launch, match):
+    with pytest.raises(ConfigError, match=match):
+        ray_sizing(VerlLaunch(**launch), machine_cpus=2)

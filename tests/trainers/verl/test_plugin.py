@@ -87,3 +87,28 @@ def test_agent_loop_runs_in_ray_workers_via_the_entry_point(
     assert len(out) == 4 and out.batch["response_mask"].sum() > 0
     won = [t for t in out.non_tensor_batch["agentgym_turn_rewards"] if t and t[-1] == 1.0]
     assert len(won) == 4  # tasks 0 and 1 are won with one and two "dec"s
+
+
+CPU_CHECK = """
+import verl
+from verl.utils.device import get_device_name, get_nccl_backend
+from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY
+from verl.workers.engine import EngineRegistry
+from verl.workers.rollout.replica import RolloutReplicaRegistry
+from verl.workers.rollout.base import get_rollout_class
+print(get_device_name(), get_nccl_backend(), EngineRegistry.get_engine_cls("language_model", "fsdp2").__name__,
+      sorted(n for n in TRAINER_REGISTRY if "cpu" in n), RolloutReplicaRegistry.get("hf").__name__,
+      get_rollout_class("hf", "async").__name__)
+"""
+
+
+def test_cpu_backend_registers_only_when_asked(plugin_path):
+    env = {**_env(plugin_path), "VERL_PLATFORM": "cpu"}
+    out = subprocess.run(
+        [sys.executable, "-c", CPU_CHECK], env=env, capture_output=True, text=True, check=True
+    )
+    assert "cpu gloo FSDPEngineWithLMHead ['agentgym_cpu_sync', 'cpu_sync'] HFReplica HFRollout" in out.stdout
+    check = "import verl; from verl.workers.rollout.replica import RolloutReplicaRegistry as R; print(sorted(R._registry))"
+    env.pop("VERL_PLATFORM")
+    out = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, check=True)
+    assert "'hf'" not in out.stdout and "'vllm'" in out.stdout

@@ -1,0 +1,156 @@
+"""GPU recipe: N verl steps on one GPU with vLLM rollout and a locally built model; step time, throughput.
+
+    python -m trainers.verl.gpu_recipe --steps 5 [--env countdown] [--rollout vllm|sglang] [--out DIR]
+
+Builds a small qwen2-family model with :func:`agentgym.models.build_tiny_model` (``--hidden-size``,
+``--layers``; tokenizer trained on the env's text), exports the env's tasks as parquet, and runs
+``python -m verl.trainer.main_ppo`` with the command ``agentgym train --backend verl`` builds
+(:func:`trainers.verl.launch.verl_command`, one GPU, vLLM), streaming its output. It prints each
+step's ``timing_s/step`` and ``perf/throughput`` (tokens per second per GPU, verl's metric) and
+their mean over the steps after the first (the first includes compiling/warm-up). Needs
+``verl[verl-core,vllm]`` and a CUDA GPU; nothing is downloaded. See RECIPES.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+STEP_LINE = re.compile(r"step:(\d+) - (.*)$")
+#: numpy scalars print as ``np.float64(0.5)`` in verl's console lines
+NUMPY_SCALAR = re.compile(r"^np\.\w+\((.*)\)$")
+
+
+def parse_step(line: str) -> tuple[int, dict[str, float]] | None:
+    """``(step, metrics)`` of a verl console line ``step:K - key:value - ...``, else None."""
+    match = STEP_LINE.search(line)
+    if not match:
+        return None
+    metrics = {}
+    for part in match.group(2).split(" - "):
+        key, _, value = part.partition(":")
+        value = value.strip()
+        scalar = NUMPY_SCALAR.match(value)
+        try:
+            metrics[key.strip()] = float(scalar.group(1) if scalar else value)
+        except ValueError:
+            continue
+    return int(match.group(1)), metrics
+
+
+def build_inputs(args: argparse.Namespace, out: Path) -> tuple[str, str, str]:
+    """The model dir and the train/val parquet files (built once under ``out``)."""
+    from agentgym.models import build_tiny_model, builtin_corpus, env_corpus, save_tiny_model
+    from trainers.verl.export import export_rows, write_parquet
+
+    model_dir = out / "model"
+    if not (model_dir / "config.json").is_file():
+        texts = builtin_corpus() + env_corpus([args.env], episodes=5, seed=0)
+        model, tok = build_tiny_model(
+            texts, hidden_size=args.hidden_size, num_layers=args.layers, num_heads=args.heads, vocab_size=2000
+        )
+        save_tiny_model(model, tok, model_dir, recipe="trainers.verl.gpu_recipe")
+    files = []
+    for split in ("train", "test"):
+        path = out / "data" / f"{split}.parquet"
+        if not path.is_file():
+            write_parquet(export_rows(args.env, split), path)
+        files.append(str(path))
+    return str(model_dir), files[0], files[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--env", default="countdown")
+    p.add_argument("--rollout", choices=("vllm", "sglang"), default="vllm")
+    p.add_argument("--tasks-per-step", type=int, default=16)
+    p.add_argument("--group-size", type=int, default=8)
+    p.add_argument("--max-turns", type=int, default=6)
+    p.add_argument("--hidden-size", type=int, default=256)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--gpu-memory-utilization", type=float, default=0.4)
+    p.add_argument("--out", default="runs/verl-gpu-recipe")
+    args = p.parse_args(argv)
+
+    from trainers.local import TrainConfig
+    from trainers.verl.launch import VerlLaunch, format_command, launch_env, verl_command
+
+    out = Path(args.out).resolve()
+    model_dir, train, val = build_inputs(args, out)
+    cfg = TrainConfig(
+        env=args.env,
+        model=model_dir,
+        credit="outcome",
+        algo="grpo",
+        steps=args.steps,
+        tasks_per_step=args.tasks_per_step,
+        group_size=args.group_size,
+        max_turns=args.max_turns,
+        max_new_tokens=16,
+        micro_batch_size=16,
+        learning_rate=1e-4,
+        context="full",
+        sft_steps=0,
+        eval_every=0,
+        save_every=0,
+    )
+    launch = VerlLaunch(
+        device="cuda",
+        rollout=args.rollout,
+        train_files=train,
+        val_files=val,
+        max_prompt_length=512,
+        max_response_length=1024,
+        gpu_memory_utilization=args.gpu_memory_utilization,
+        out_dir=str(out / "checkpoints"),
+        # no flash-attn needed: SDPA attention and no remove-padding kernels in the FSDP actor
+        extra=(
+            "+actor_rollout_ref.model.override_config.attn_implementation=sdpa",
+            "actor_rollout_ref.model.use_remove_padding=false",
+        ),
+    )
+    cmd = verl_command(cfg, launch, python=sys.executable)
+    env = {**os.environ, **launch_env(launch)}
+    print(format_command(cmd), flush=True)
+    t0 = time.perf_counter()
+    steps: dict[int, dict[str, float]] = {}
+    log_path = out / "main_ppo.log"
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        assert proc.stdout is not None
+        with log_path.open("w") as log:
+            for line in proc.stdout:
+                log.write(line)
+                parsed = parse_step(line)
+                if parsed:
+                    k, m = parsed
+                    steps[k] = m
+                    print(
+                        f"step {k}: {m.get('timing_s/step', float('nan')):.2f} s, "
+                        f"throughput {m.get('perf/throughput', float('nan')):.0f} tokens/s/GPU, "
+                        f"score {m.get('critic/score/mean', float('nan')):.3f}, "
+                        f"grad_norm {m.get('actor/grad_norm', float('nan')):.4f}",
+                        flush=True,
+                    )
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0 or not steps:
+        print(f"main_ppo failed (exit {proc.returncode}); log: {log_path}", file=sys.stderr)
+        return proc.returncode or 1
+    later = [m for k, m in sorted(steps.items()) if k > 1] or list(steps.values())
+    mean_step = sum(m.get("timing_s/step", 0.0) for m in later) / len(later)
+    mean_tp = sum(m.get("perf/throughput", 0.0) for m in later) / len(later)
+    print(
+        f"{len(steps)} steps in {wall:.1f} s wall (start-up included); steps after the first: "
+        f"{mean_step:.2f} s/step, {mean_tp:.0f} tokens/s/GPU; log: {log_path}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
