@@ -1,11 +1,16 @@
 """GiGPO, group-in-group policy optimisation (Feng et al., arXiv 2505.10978).
 
+Source: langfengQ/verl-agent ``gigpo/core_gigpo.py`` (the copy in Tongyi-ConvAI/Tongyi-Character
+@ dfee104, ``CharacterRL-iStar/gigpo/core_gigpo.py``): ``episode_norm_reward``,
+``build_step_group``, ``step_norm_reward``, ``compute_step_discounted_returns``.
+
 Two levels of baseline. Episode level: ``A^E_i = R_i - μ_g`` (÷ (σ_g + ε) in ``mean_std_norm``)
 with ``R_i = Σ_t r_{i,t}``. Step level: the turns of a group that acted from the same state (equal
 ``state_key``) form an anchor group; within it the discounted returns
 ``G_{i,t} = Σ_{k≥t} γ^{k-t} r_{i,k}`` are normalised the same way → ``A^S``. ``A = A^E + w A^S``,
-constant over a turn. A singleton anchor has ``A^S = 0``, so without repeated states GiGPO is
-episode-level GRPO.
+constant over a turn. A singleton anchor has ``A^S = 0`` (its own mean), so without repeated
+states GiGPO is episode-level GRPO; a group with one live trajectory keeps ``A^E = R`` (official:
+mean 0, σ 1 for a lone score). σ is torch's unbiased std.
 
 The state a turn acted from is the state before its action: ``reset_info["state_key"]`` for the
 first turn, the previous turn's ``info["state_key"]`` after that (env infos describe the state
@@ -58,7 +63,11 @@ class GiGPO(Estimator):
     def advantages_live(self, group, rewards, stat_mask, channel) -> PerTurn:
         c = self.config
         by_std = c.mode == "mean_std_norm"
-        episode = normalise([sum(row) for row in rewards], by_std=by_std, std=c.std, eps=c.eps)
+        totals = [sum(row) for row in rewards]
+        if len(totals) == 1:  # official episode_norm_reward: a lone trajectory has mean 0, std 1
+            episode = [totals[0] / (1.0 + c.eps) if by_std else totals[0]]
+        else:
+            episode = normalise(totals, by_std=by_std, std=c.std, eps=c.eps)
         returns = [discounted_returns(row, c.gamma) for row in rewards]
         anchors: dict[str, list[tuple[int, int]]] = defaultdict(list)
         for i, traj in enumerate(group):

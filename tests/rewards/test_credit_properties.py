@@ -71,7 +71,7 @@ def test_equal_outcomes_give_zero_group_advantages(estimator, group, outcome):
 @settings(max_examples=60, deadline=None)
 @given(trajectories(min_size=1, max_size=4), st.floats(0.0, 2.0))
 def test_gate_zeroes_immediate_rewards_below_threshold(group, delta):
-    module = rewards.make("gated(valid(value=0.3, invalid_value=-0.2))", delta=delta)
+    module = rewards.make("gated(valid(value=0.3, invalid_value=-0.2))", delta=delta, high="outcome")
     scores = module.score([group])[0]
     for t, row in zip(group, scores.rewards):
         high = t.outcome
