@@ -1,5 +1,10 @@
 """OPRL / iStar, online implicit process rewards (Liu et al., arXiv 2509.19199).
 
+Source: Tongyi-ConvAI/Tongyi-Character @ dfee104, ``CharacterRL-iStar/istar/dp_rm.py``
+(``_forward_micro_batch`` with ``step_granularity="step"``: β·Σ (log π_φ − log π_old) on the step's
+last token; ``istar_norm``; ``update_rm_eto``: score, then one step), ``rm_utils.py``
+(``compute_eto_loss_rm``), ``core_istar.py`` (the ``istar`` estimator below).
+
 An implicit PRM π_φ (a trainable copy of the policy) gives each turn the dense reward
 ``r_φ(t) = β Σ_{k∈a_t} [log π_φ(a_{t,k}) − log π_θold(a_{t,k})]`` over the action's tokens, where
 π_θold's log-probs are the rollout's ``turn.logprobs`` (or, when a turn lacks them, a forward of the
@@ -357,16 +362,21 @@ class IStarConfig(Config):
     episode: Literal["rloo", "grpo_mean", "grpo_std"] = "rloo"
     #: weight w of the step advantage
     step_weight: float = 1.0
-    #: the rows each group baseline averages: ``all_steps`` (every step of the group) or
-    #: ``first_step`` (step 1 of each trajectory; the official code takes the first row it meets,
-    #: which is step 1 only when the batch is not reordered)
-    step_baseline: Literal["all_steps", "first_step"] = "all_steps"
+    #: each trajectory's value in the group baselines: ``trajectory_mean`` (the mean of its step
+    #: rows, the expected value of the row the official code happens to meet first) or
+    #: ``first_step`` (its step 1: the official row when the batch is not reordered)
+    step_baseline: Literal["trajectory_mean", "first_step"] = "trajectory_mean"
     use_process_only: bool = False
     source: OutcomeSource = "outcome"
     #: subtracted from an invalid step's outcome slot (not from r_φ); part of the baseline too
     invalid_penalty: float = 0.1
     std: Std = "unbiased"
     eps: float = EPS
+
+
+def _representative(row: Sequence[float], how: str) -> float:
+    """A trajectory's one value in a group baseline: its first step or the mean of its steps."""
+    return row[0] if how == "first_step" else math.fsum(row) / len(row)
 
 
 def _relative(x: float, values: Sequence[float], n: int, mode: str, std: Std, eps: float) -> float:
@@ -394,12 +404,13 @@ class IStar(Estimator):
     ``apply_invalid_action_penalty`` (``verl/trainer/ppo/ray_trainer.py``). Every step row carries
     the episode outcome minus ``invalid_penalty`` when its action was invalid (the "slot"), and its
     PRM reward r_φ. Per group, ``A^E = N/(N-1)(slot - mean)`` and ``A^S = N/(N-1)(r_φ - mean)``
-    (RLOO; ``grpo_*``: ``x - mean`` or ÷ (σ + ε), σ unbiased), N = the group's trajectories; a group
-    of one keeps its raw values. The official baseline is the mean of the first row it meets per
-    trajectory, after ``balance_batch`` has reordered the batch by sequence length, so which step
-    that is depends on the data; ``all_steps`` (default) averages every step, deterministic and
-    exact whenever each trajectory has one step (or one value per trajectory); ``first_step`` is
-    the official reading with an unreordered batch.
+    (RLOO; ``grpo_*``: ``x - mean`` or ÷ (σ + ε), σ unbiased over the N values), where the mean
+    is over ONE value per trajectory and N counts trajectories; a group of one keeps its raw
+    values. Officially that value is the first row the loop meets per trajectory, after
+    ``balance_batch`` reordered the batch by sequence length, so which step it is depends on the
+    data. ``trajectory_mean`` (default) takes the mean of the trajectory's rows — deterministic,
+    and exact whenever the rows agree (every episode slot without invalid actions, any one-step
+    trajectory); ``first_step`` is the official row on an unreordered batch (one GPU).
     """
 
     Config = IStarConfig
@@ -410,10 +421,9 @@ class IStar(Estimator):
         for traj in group:
             outcome = trajectory_outcome(traj, c.source)
             slots.append([outcome - (0.0 if t.valid_action else c.invalid_penalty) for t in traj.turns])
-        n = sum(1 for row in rewards if row)
-        pick = (lambda row: row[:1]) if c.step_baseline == "first_step" else (lambda row: row)
-        slot_base = [x for row in slots for x in pick(row)]
-        step_base = [x for row in rewards for x in pick(row)]
+        slot_base = [_representative(row, c.step_baseline) for row in slots if row]
+        step_base = [_representative(row, c.step_baseline) for row in rewards if row]
+        n = len(step_base)
         out = []
         for slot_row, row in zip(slots, rewards):
             adv = []

@@ -185,13 +185,21 @@ def test_gigpo_all_outcomes_equal():
 def test_istar_invalid_penalty_is_part_of_the_baseline():
     g = [traj([0.0, 1.0], idx=0, valid=[False, True]), traj([0.0, 0.0], idx=1, valid=[True, True])]
     zero = [[0.0, 0.0], [0.0, 0.0]]
-    # slots: traj0 [1 - .1, 1] = [.9, 1], traj1 [0, 0]. all_steps: mean of 4 rows = 1.9/4 = .475,
-    # N = 2 → ×2: traj0 [2(.9-.475), 2(1-.475)] = [.85, 1.05], traj1 [-.95, -.95]
+    # slots: traj0 [1 - .1, 1] = [.9, 1], traj1 [0, 0]. One value per trajectory (its mean row):
+    # [.95, 0], mean .475, N = 2 → ×2: traj0 [2(.9-.475), 2(1-.475)] = [.85, 1.05], traj1 [-.95, -.95]
     out = adv("istar", g, zero)
     assert out[0] == pytest.approx([0.85, 1.05]) and out[1] == pytest.approx([-0.95, -0.95])
     # first_step: rows [.9, 0], mean .45: traj0 [.9, 1.1], traj1 [-.9, -.9]
     out = adv("istar(step_baseline='first_step')", g, zero)
     assert out[0] == pytest.approx([0.9, 1.1]) and out[1] == pytest.approx([-0.9, -0.9])
+
+
+def test_istar_baseline_counts_trajectories_not_steps():
+    g = [traj([0.0, 0.0, 1.0], idx=0), traj([0.0], idx=1)]
+    # official: one row per trajectory in the baseline → [1, 0], mean .5, ×2 → A^E = ±1 on every
+    # step (a mean over all 4 steps would give .75 and 2(1 - .75) = .5)
+    out = adv("istar", g, [[0.0] * 3, [0.0]])
+    assert out == [[1.0, 1.0, 1.0], [-1.0]]
 
 
 def test_istar_group_of_one_keeps_its_raw_scores():
@@ -203,10 +211,10 @@ def test_istar_group_of_one_keeps_its_raw_scores():
     )
 
 
-def test_istar_step_advantage_all_steps_and_first_step():
+def test_istar_step_advantage_trajectory_mean_and_first_step():
     g = outcome_group([1.0, 0.0], turns=2)
     dense = [[0.4, 0.1], [0.2, 0.3]]
-    # A^E = ±1 (slots [1,1],[0,0], mean .5, ×2). all_steps A^S: mean of 4 = .25, ×2:
+    # A^E = ±1 (slots [1,1],[0,0], mean .5, ×2). A^S: trajectory means [.25, .25], mean .25, ×2:
     # traj0 [.3, -.3], traj1 [-.1, .1] → [1.3, .7], [-1.1, -.9]
     out = adv("istar", g, dense)
     assert out[0] == pytest.approx([1.3, 0.7]) and out[1] == pytest.approx([-1.1, -0.9])
@@ -315,3 +323,18 @@ def test_oprl_q_value_of_no_active_step_stacks_with_tensors():
     zero = q_value(torch.tensor([0.5, 0.2]), [False, False])
     assert torch.is_tensor(zero) and float(zero) == 0.0
     assert torch.stack([zero, q_value(torch.tensor([0.1, 0.3]))]).tolist() == pytest.approx([0.0, 0.2])
+
+
+def test_gigpo_invalid_action_penalty():
+    g = [traj([0.0, 1.0], idx=0, valid=[False, True]), traj([0.0, 0.0], idx=1)]
+    # rows: traj0 scores [1 - .1, 1] = [.9, 1], traj1 [0, 0]; one value per trajectory [.95, 0],
+    # mean .475 → A^E traj0 [.425, .525], traj1 [-.475, -.475]; no shared state → A^S = 0
+    out = adv("gigpo", g, [[0.0, 1.0], [0.0, 0.0]])
+    assert out[0] == pytest.approx([0.425, 0.525]) and out[1] == pytest.approx([-0.475, -0.475])
+    # both start from s0: step returns (γ = .5) traj0 [.5 - .1, 1], traj1 [0, 0]; anchor s0 holds
+    # [.4, 0], mean .2 → A^S = [.2, -.2] on the first turns
+    for t in g:
+        t.reset_info["state_key"] = "s0"
+    out = adv("gigpo(gamma=0.5)", g, [[0.0, 1.0], [0.0, 0.0]])
+    assert out[0] == pytest.approx([0.625, 0.525]) and out[1] == pytest.approx([-0.675, -0.475])
+    assert adv("gigpo(invalid_penalty=0.0)", g[:1], [[0.0, 1.0]]) == [[1.0, 1.0]]
