@@ -18,6 +18,7 @@ Not part of the test suite.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import re
@@ -49,6 +50,7 @@ SCORING = {
 #: the fast tests that pin the formulas (no language model needed)
 TESTS = [
     "tests/rewards/test_golden.py",
+    "tests/rewards/test_credit_contracts.py",
     "tests/rewards/test_credit_stats.py",
     "tests/rewards/test_credit_estimators.py",
     "tests/rewards/test_gated.py",
@@ -91,8 +93,8 @@ def prepare(workdir: Path) -> None:
     )
 
 
-def results(workdir: Path, env: dict[str, str]) -> dict[str, list[str]]:
-    """Mutant names by status (killed, survived, no tests, timeout, ...)."""
+def results(workdir: Path, env: dict[str, str], globs: list[str]) -> dict[str, list[str]]:
+    """Mutant names matching ``globs`` by status (killed, survived, no tests, timeout, ...)."""
     out = subprocess.run(
         [sys.executable, "-m", "mutmut", "results", "--all", "true"],
         cwd=workdir,
@@ -104,7 +106,7 @@ def results(workdir: Path, env: dict[str, str]) -> dict[str, list[str]]:
     by_status: dict[str, list[str]] = {}
     for line in out.splitlines():
         m = re.match(r"\s*(\S+): (.+)$", line)
-        if m:
+        if m and any(fnmatch.fnmatch(m.group(1), g) for g in globs):
             by_status.setdefault(m.group(2).strip(), []).append(m.group(1))
     return by_status
 
@@ -129,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
         env=env,
         check=False,
     )
-    by_status = results(workdir, env)
+    by_status = results(workdir, env, globs)
     killed = len(by_status.get("killed", [])) + len(by_status.get("timeout", []))
     survived = sum(len(v) for k, v in by_status.items() if k not in ("killed", "timeout"))
     total = killed + survived
