@@ -47,7 +47,8 @@ SCORING = {
     "oprl": ["implicit_reward", "q_value", "preference_pairs", "batch_norm_scale", "_relative", "ǁIStarǁ"],
     "spa": ["step_rewards", "spa_loss"],
 }
-#: the fast tests that pin the formulas (no language model needed)
+#: the fast tests that pin the formulas (no language model needed; the hypothesis property tests
+#: are left out: they are slow per mutant and not deterministic)
 TESTS = [
     "tests/rewards/test_golden.py",
     "tests/rewards/test_credit_contracts.py",
@@ -55,7 +56,6 @@ TESTS = [
     "tests/rewards/test_credit_estimators.py",
     "tests/rewards/test_gated.py",
     "tests/rewards/test_credit_order.py",
-    "tests/rewards/test_credit_properties.py",
     "tests/rewards/test_oprl.py::test_1_implicit_reward",
     "tests/rewards/test_oprl.py::test_2_q_is_the_mean_over_active_steps",
     "tests/rewards/test_oprl.py::test_3_dpo_pair_loss",
