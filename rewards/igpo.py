@@ -174,8 +174,7 @@ def extract_answer(text: str, open_tag: str = "<answer>", close_tag: str = "</an
     """The FIRST ``<answer>...</answer>`` block (official ``re.search``), or None when the text
     has none or any of :data:`FORMAT_TAGS` (and the answer tags) is unbalanced.
     """
-    names = {*FORMAT_TAGS}
-    if not tags_balanced(text, tuple(names)) or text.count(open_tag) != text.count(close_tag):
+    if not tags_balanced(text) or text.count(open_tag) != text.count(close_tag):
         return None
     match = re.search(re.escape(open_tag) + r"(.*?)" + re.escape(close_tag), text, flags=re.S)
     return match.group(1).strip() if match else None

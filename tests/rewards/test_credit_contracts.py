@@ -253,3 +253,94 @@ def test_spa_loss_cases():
     assert float(spa_loss([torch.zeros(0)], [0.5])) == pytest.approx(0.25)  # no turns: R̂ = 0
     with pytest.raises(ValueError, match="1 trajectories but 2 targets"):
         spa_loss([c], [1.0, 0.0])
+
+
+def test_gigpo_a_singleton_anchor_before_a_shared_one():
+    # anchors in order: "u" (traj0 turn 0, alone) then "s" (traj0 turn 1 and traj1 turn 0)
+    g = [
+        traj([0.0, 1.0], idx=0, infos=[{"state_key": "s"}, {}], reset_info={"state_key": "u"}),
+        traj([0.0], idx=1, reset_info={"state_key": "s"}),
+    ]
+    # episode R = [1, 0] → ±.5; anchor s: returns (γ = 1) [1, 0] → ±.5
+    out = adv("gigpo(gamma=1.0)", g, [[0.0, 1.0], [0.0]])
+    assert out == [[0.5, 1.0], [-1.0]]
+
+
+def test_turn_grpo_three_separate_channels():
+    g = [traj([0.0, 0.0, 0.0], idx=0), traj([0.0, 0.0, 0.0], idx=1)]
+    ch = [["a", "b", "c"], ["a", "b", "c"]]
+    # each channel has two values (x, 0): x - μ = ±x/2, no division
+    out = adv(
+        "turn_grpo(norm='separate', gamma=0.0, norm_by_std=False)",
+        g,
+        [[0.2, 0.4, 1.0], [0.0] * 3],
+        channel=ch,
+    )
+    assert out[0] == pytest.approx([0.1, 0.2, 0.5]) and out[1] == pytest.approx([-0.1, -0.2, -0.5])
+
+
+def test_istar_grpo_std_unbiased_on_the_step_part():
+    g = outcome_group([1.0, 0.0, 0.0], turns=1)
+    # r_φ [.3, 0, 0]: mean .1, unbiased σ = √(.06/2) = √.03 → .2/(√.03 + 1e-6)
+    out = adv("istar(episode='grpo_std', use_process_only=True)", g, [[0.3], [0.0], [0.0]])
+    assert out[0] == pytest.approx([0.2 / (math.sqrt(0.03) + 1e-6)])
+
+
+def test_igpo_answer_turn_reads_either_termination_flag():
+    from rewards.igpo import answer_turn
+
+    t = traj([0.0, 0.0])
+    t.turns[-1].terminated = False  # only the trajectory says it terminated
+    assert answer_turn(t) == 1
+    u = traj([0.0, 0.0], terminated=False)
+    u.turns[-1].terminated = True  # only the last turn says so
+    assert answer_turn(u) == 1
+
+
+def test_spa_loss_keeps_the_contribution_dtype():
+    torch = pytest.importorskip("torch")
+    from rewards.spa import spa_loss
+
+    # float64 contributions against R = .1: the target must not be rounded to float32
+    assert float(spa_loss([torch.tensor([0.1], dtype=torch.float64)], [0.1])) == 0.0
+
+
+class _Recorder(rewards.CreditModule):
+    """A stand-in trainable child: records what the gate forwards to it."""
+
+    name = "recorder"
+    order = "score_then_update"
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list = []
+        self.loaded: list = []
+
+    def score_live(self, group):
+        return rewards.TurnScores.build(group, [[0.0] * len(t.turns) for t in group])
+
+    def update(self, batch, *, groups=None):
+        self.calls.append((list(batch), groups))
+        return {"recorder/n": float(len(batch))}
+
+    def state_dict(self):
+        return {"w": 1}
+
+    def load_state_dict(self, state):
+        self.loaded.append(state)
+
+
+def test_gated_forwards_update_and_state_to_its_children():
+    child = _Recorder()
+    module = Gated(children=[child, rewards.make("valid")])
+    batch = outcome_group([1.0, 0.0])
+    groups = [batch]
+    assert module.update(batch, groups=groups) == {"recorder/n": 2.0}
+    assert child.calls == [(batch, groups)]
+    assert module.state_dict() == {"children": [{"w": 1}, {}]}
+    module.load_state_dict({"children": [{"w": 2}, {}]})
+    assert child.loaded == [{"w": 2}]
+    with pytest.raises(ValueError, match="holds 0 sub-module states, expected 2"):
+        module.load_state_dict({})
+    with pytest.raises(ValueError, match="valid: has no side model"):
+        rewards.make("valid").load_state_dict({"w": 1})
