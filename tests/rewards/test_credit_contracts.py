@@ -26,10 +26,15 @@ def adv(spec, group, rows, **kw):
 @pytest.mark.parametrize(
     ("spec", "ok", "bad", "message"),
     [
-        ("turn_grpo", {"gamma": 0.0}, {"gamma": 1.5}, "gamma must be in"),
+        (
+            "turn_grpo",
+            {"gamma": 0.0},
+            {"gamma": 1.5},
+            r"^TurnGRPOConfig\.gamma must be in \[0, 1\], got 1\.5$",
+        ),
         ("turn_grpo", {"gamma": 1.0}, {"gamma": -0.1}, "gamma must be in"),
         ("turn_grpo", {"temperature": 0.0}, {"temperature": -1.0}, "temperature must be >= 0"),
-        ("turn_grpo", {"eps": 0.0, "var_eps": 0.0}, {"eps": -1.0}, "eps and var_eps must be >= 0"),
+        ("turn_grpo", {"eps": 0.0, "var_eps": 0.0}, {"eps": -1.0}, "^eps and var_eps must be >= 0$"),
         ("turn_grpo", {"var_eps": 0.0}, {"var_eps": -1.0}, "eps and var_eps must be >= 0"),
         ("pure", {"temperature": 0.0, "gamma": 0.0}, {"temperature": -0.5}, "pure.temperature must be >= 0"),
         ("pure", {"gamma": 1.0}, {"gamma": 1.01}, "pure.gamma must be in"),
@@ -53,7 +58,25 @@ def test_gated_ladder_must_increase():
         rewards.make("gated(valid)", ladder=[0.0, 0.5, 0.25, 1.0])
 
 
+def test_gated_env_with_outcome_message_and_channel_edge_cases():
+    from rewards.gated import gate_channels
+
+    with pytest.raises(ConfigError, match=r"^gated\(env\) with high='outcome': .* or 'swe_ladder'$"):
+        rewards.make("gated(env)", high="outcome")
+    assert gate_channels(1.0, [], [], [1.0]) == ([], [])  # no dense channel, no turns
+    # gate_open_frac over a group: one open (won), one closed → .5
+    won = traj([0.0], idx=0, infos=[{"won": True}])
+    lost = traj([0.0], idx=1)
+    assert rewards.make("gated(valid)").score([[won, lost]])[0].metrics["gate_open_frac"] == 0.5
+
+
 def test_stats_messages_and_two_value_rloo():
+    from rewards.stats import mean_std
+
+    with pytest.raises(
+        ValueError, match="^mean_std of no values: a group needs at least one live trajectory$"
+    ):
+        mean_std([])
     with pytest.raises(ValueError, match="min-form temperature must be >= 0"):
         min_form_weights([1.0], -1.0)
     assert leave_one_out([1.0, 0.0]) == [1.0, -1.0]  # N = 2: x_i - x_j
@@ -170,7 +193,9 @@ def test_gated_raw_extras_and_metrics():
 
 
 def test_gated_constructor_checks():
-    with pytest.raises(ConfigError, match="at least one dense module"):
+    with pytest.raises(
+        ConfigError, match=r"^gated needs at least one dense module to gate, e\.g\. 'gated\(valid\)'"
+    ):
         Gated()
     with pytest.raises(ConfigError, match="3 channels need 2 thresholds"):
         rewards.make("gated(valid, env)", high="won", delta=[1.0])
