@@ -59,6 +59,10 @@ class Encoded:
     #: per assistant message: token index just after the env's reply to it (all its tool messages,
     #: or its user observation); the assistant message's own end when nothing follows it
     reply_ends: list[int] = field(default_factory=list)
+    #: index of each action's end-of-turn token (the template's first closing token, e.g.
+    #: ``<|im_end|>``), the same whether the action came as rollout tokens (which carry the stop
+    #: token) or as text; the last action token when the template closes with nothing
+    turn_ends: list[int] = field(default_factory=list)
 
 
 def env_reply(turn: Turn, next_observation: str) -> list[Message]:
@@ -163,13 +167,17 @@ class ChatEncoder:
             enc.input_ids += header
             if message["role"] == "assistant":
                 ids = action_ids[n_assistant] if n_assistant < len(action_ids) else None
+                stop_in_action = False
                 if ids is not None:
                     content_ids = list(ids)
                     kept = self._strip_generated_stop(content_ids, pieces[k][2])
-                    closing = self.tokens(kept) if kept != pieces[k][2] else closing
+                    stop_in_action = kept != pieces[k][2]
+                    closing = self.tokens(kept) if stop_in_action else closing
                 start = len(enc.input_ids)
                 enc.input_ids += content_ids
                 enc.action_spans.append((start, len(enc.input_ids)))
+                at_end = stop_in_action or not closing
+                enc.turn_ends.append(len(enc.input_ids) - 1 if at_end else len(enc.input_ids))
                 n_assistant += 1
             enc.input_ids += closing
             enc.message_ends.append(len(enc.input_ids))

@@ -211,6 +211,17 @@ class CreditModule:
         """
         return {}
 
+    def state_dict(self) -> dict[str, Any]:
+        """The side model's state (weights, optimiser, version) for a checkpoint; {} without one."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (a resumed run continues the side model)."""
+        if state:
+            raise ValueError(
+                f"{self.name}: has no side model, but the checkpoint holds state {sorted(state)}"
+            )
+
 
 class Estimator:
     """Stage 2: per-turn advantages from ``(group, per-turn rewards)``.

@@ -4,8 +4,9 @@ Trajectory-level: ``grpo`` (group mean, optionally ÷ std) and ``rloo`` (leave-o
 score a trajectory by the sum of its turn rewards, as verl's built-ins sum token rewards, and give
 every turn the same advantage. Turn-level: ``turn_grpo`` (alias ``igpo_joint``) normalises every
 reward-bearing turn of the group jointly (or per channel), then accumulates discounted returns
-``A_t = r̃_t + γ A_{t+1}`` — the fixed order group-normalise → discount; ``pure`` is the same with
-PURE's min-form return in place of the discounted sum. ``gae`` is PPO's GAE over turns with values
+``A_t = r̃_t + γ A_{t+1}`` — the fixed order group-normalise → discount (IGPO's ``joint`` mode:
+GuoqingWang1/IGPO). ``pure`` is PURE's min-form credit on the raw process rewards, with the
+verifiable reward added after the transform (see :class:`Pure`). ``gae`` is PPO's GAE over turns with values
 read from ``turn.credit["value"]``. GiGPO (:mod:`rewards.gigpo`) and iStar (:mod:`rewards.oprl`)
 live with their modules.
 """
@@ -20,7 +21,16 @@ from agentgym.records import Trajectory
 from rewards.base import Estimator, PerTurn
 from rewards.config import Config, require
 from rewards.registry import register
-from rewards.stats import EPS, Std, discounted_returns, gae, leave_one_out, min_form_returns, normalise
+from rewards.stats import (
+    EPS,
+    Std,
+    discounted_returns,
+    gae,
+    leave_one_out,
+    min_form_returns,
+    min_form_weights,
+    normalise,
+)
 
 
 @dataclass(frozen=True)
@@ -37,14 +47,21 @@ class GRPOConfig(Config):
 
 @register("grpo")
 class GRPO(Estimator):
-    """Trajectory score Σ_t r_t, normalised over the group; every turn gets its trajectory's value."""
+    """Trajectory score Σ_t r_t, normalised over the group; every turn gets its trajectory's value.
+
+    Source: verl ``verl/trainer/ppo/core_algos.py:compute_grpo_outcome_advantage`` (torch.std,
+    unbiased; ε = 1e-6; a group of one has mean 0 and σ 1, so it keeps its raw score).
+    """
 
     Config = GRPOConfig
 
     def advantages_live(self, group, rewards, stat_mask, channel) -> PerTurn:
         c = self.config
         scores = [math.fsum(row) for row in rewards]
-        adv = normalise(scores, by_std=c.norm_by_std, std=c.std, eps=c.eps)
+        if len(scores) == 1:
+            adv = [scores[0] / (1.0 + c.eps) if c.norm_by_std else scores[0]]
+        else:
+            adv = normalise(scores, by_std=c.norm_by_std, std=c.std, eps=c.eps)
         return [[a] * len(row) for a, row in zip(adv, rewards)]
 
 
@@ -55,12 +72,16 @@ class RLOOConfig(Config):
 
 @register("rloo")
 class RLOO(Estimator):
-    """Trajectory score minus the mean score of the other trajectories of the group."""
+    """Trajectory score minus the mean score of the other trajectories of the group.
+
+    Source: verl ``core_algos.py:compute_rloo_outcome_advantage`` (a group of one keeps its raw score).
+    """
 
     Config = RLOOConfig
 
     def advantages_live(self, group, rewards, stat_mask, channel) -> PerTurn:
-        adv = leave_one_out([math.fsum(row) for row in rewards])
+        scores = [math.fsum(row) for row in rewards]
+        adv = leave_one_out(scores) if len(scores) > 1 else scores
         return [[a] * len(row) for a, row in zip(adv, rewards)]
 
 
@@ -118,9 +139,10 @@ class TurnGRPOConfig(Config):
     eps: float = EPS
     #: σ = √(var + var_eps) (IGPO: 1e-8)
     var_eps: float = 1e-8
-    #: ``discounted``: Σ γ^(k-t) r̃_k; ``min_form``: PURE's Σ softmax(-r̃/T) r̃ over k ≥ t
+    #: ``discounted``: Σ γ^(k-t) r̃_k; ``min_form`` (a deviation, not PURE: use the ``pure``
+    #: estimator): the min-form transform of the *normalised* rewards, then their reverse cumsum
     returns: Literal["discounted", "min_form"] = "discounted"
-    #: min-form temperature (0 = exact min, inf = mean); [unconfirmed] default
+    #: min-form temperature of ``returns="min_form"``
     temperature: float = 0.1
 
     def check(self) -> None:
@@ -171,12 +193,87 @@ class TurnGRPO(Estimator):
 
 
 @dataclass(frozen=True)
-class PureConfig(TurnGRPOConfig):
-    returns: Literal["discounted", "min_form"] = "min_form"
+class PureConfig(Config):
+    #: T of the min-form weights softmax(-r / T) (PURE: 0.1; 0 = exact min, inf = uniform)
+    temperature: float = 0.1
+    #: RLOO baseline of the weighted process rewards: ``step`` (PURE's CLI default: the other
+    #: trajectories' mean weighted reward per step), ``token`` (their mean per action token times
+    #: the step's tokens, PURE's example scripts; needs ``turn.token_ids``) or ``none``
+    baseline: Literal["step", "token", "none"] = "step"
+    #: turns of this channel carry the verifiable reward: kept out of the min, added after it
+    verifiable_channel: str = "outcome"
+    #: weight of the verifiable reward (PURE's ``verifiable_reward_coef``)
+    verifiable_coef: float = 1.0
+    #: discount of the final reverse cumulative sum (PURE: 1)
+    gamma: float = 1.0
+
+    def check(self) -> None:
+        require(self.temperature >= 0, f"pure.temperature must be >= 0, got {self.temperature}")
+        require(0.0 <= self.gamma <= 1.0, f"pure.gamma must be in [0, 1], got {self.gamma}")
+
+
+def _loo_mean(values: list[float], i: int) -> float:
+    """Mean of ``values`` without entry ``i``; 0 for a single value (no baseline)."""
+    n = len(values)
+    return (math.fsum(values) - values[i]) / (n - 1) if n > 1 else 0.0
 
 
 @register("pure")
-class Pure(TurnGRPO):
-    """PURE min-form credit: turn t's return is the soft minimum of the (normalised) rewards from t on."""
+class Pure(Estimator):
+    """PURE min-form credit (Cheng et al., arXiv 2504.15275; CJReinforce/PURE @ 41f9363).
+
+    Per trajectory, ONE softmax over its process rewards gives ``w_k = softmax_k(-r_k / T)``
+    (``openrlhf/utils/utils.py:turn_process_reward_logits_to_reward``); the weighted rewards
+    ``w_k r_k`` minus an RLOO baseline (``experience_maker.py:process_experiences``: ``step`` —
+    the mean over the other trajectories of ``Σ_k w_k r_k / K``; ``token`` — their weighted reward
+    per action token times the step's tokens) are the process part. The verifiable reward (the
+    turns of ``verifiable_channel``, e.g. the ``outcome`` module's last turn) never enters the min:
+    it gets its own RLOO baseline and is added on the last turn after the transform. Turn t's
+    advantage is the reverse cumulative sum ``A_t = Σ_{k≥t} r'_k`` (PURE's ``returns``).
+
+    Deviations: a group of one has no baseline (PURE divides by N-1 = 0); PURE's batch whitening
+    of advantages in the actor is left to the trainer.
+    """
 
     Config = PureConfig
+
+    def advantages_live(self, group, rewards, stat_mask, channel) -> PerTurn:
+        c = self.config
+        is_vr = [[ch == c.verifiable_channel for ch in crow] for crow in channel]
+        weighted, verifiable = [], []
+        for row, vrow in zip(rewards, is_vr):
+            process = [r for r, v in zip(row, vrow) if not v]
+            w = iter(min_form_weights(process, c.temperature))
+            weighted.append([0.0 if v else next(w) * r for r, v in zip(row, vrow)])
+            verifiable.append(math.fsum(r for r, v in zip(row, vrow) if v))
+        steps = [sum(not v for v in vrow) for vrow in is_vr]
+        totals = [math.fsum(row) for row in weighted]
+        per_step = [t / k if k else 0.0 for t, k in zip(totals, steps)]
+        if c.baseline == "token":
+            lengths = [[self._tokens(traj, t) for t in range(len(traj.turns))] for traj in group]
+            per_traj = [sum(n) for n in lengths]
+        out = []
+        for i, (row, vrow) in enumerate(zip(weighted, is_vr)):
+            if c.baseline == "step":
+                base = [_loo_mean(per_step, i)] * len(row)
+            elif c.baseline == "token" and len(group) > 1:
+                rest = sum(per_traj) - per_traj[i]
+                rate = (math.fsum(totals) - totals[i]) / rest if rest else 0.0
+                base = [rate * n for n in lengths[i]]
+            else:
+                base = [0.0] * len(row)
+            shaped = [0.0 if v else r - b for r, b, v in zip(row, base, vrow)]
+            if shaped:
+                shaped[-1] += c.verifiable_coef * (verifiable[i] - _loo_mean(verifiable, i))
+            out.append(discounted_returns(shaped, c.gamma))
+        return out
+
+    @staticmethod
+    def _tokens(traj: Trajectory, t: int) -> int:
+        ids = traj.turns[t].token_ids
+        if not ids:
+            raise ValueError(
+                f"pure(baseline='token'): turn {t} of trajectory {traj.traj_id or traj.task_id!r} has no "
+                "token_ids; record rollout tokens or use baseline='step'"
+            )
+        return len(ids)

@@ -1,4 +1,4 @@
-"""G-RA, gated reward accumulation (Sun et al., arXiv 2508.10548).
+"""G-RA, gated reward accumulation (Sun et al., arXiv 2508.10548; no official code released).
 
 Dense per-turn rewards count only when the long-term reward clears a threshold, which stops the
 reward farming of direct accumulation (D-RA). Channels are ordered by priority: channel 1 is the
@@ -35,8 +35,10 @@ _OPS = {">=": operator.ge, ">": operator.gt}
 
 @dataclass(frozen=True)
 class GatedConfig(Config):
-    #: channel 1, the long-term reward: env outcome, env score, 1/0 win, or the SWE ladder
-    high: HighSource = "outcome"
+    #: channel 1, the long-term reward: 1/0 win (default), env score, summed env reward, or the SWE
+    #: ladder. ``outcome`` (the summed env reward) cannot gate an ``env`` channel: that would count
+    #: the env rewards twice and let them open their own gate
+    high: HighSource = "won"
     #: threshold of each gating channel (1..K-1); one number applies to all. None: 1.0, or
     #: the ladder's "submitted, tests fail" rung for ``high="swe_ladder"`` (gate closed below it)
     delta: float | tuple[float, ...] | None = None
@@ -130,6 +132,11 @@ class Gated(CreditModule):
         require(
             len(self.weights) == k, f"gated: {k} channels need {k} weights (channel 1 first), got {c.weights}"
         )
+        if c.high == "outcome" and any(m.name == "env" for m in self.children):
+            raise ConfigError(
+                "gated(env) with high='outcome': the outcome is the sum of the env rewards, so the env channel "
+                "would be counted twice and open its own gate; use high='won', 'score' or 'swe_ladder'"
+            )
         orders = {m.order for m in self.children if m.trainable}
         require(len(orders) <= 1, f"gated: sub-modules disagree on their training order {sorted(orders)}")
         self.order: Order | None = orders.pop() if orders else None
@@ -193,3 +200,15 @@ class Gated(CreditModule):
             if child.trainable:
                 metrics.update(child.update(batch, groups=groups))
         return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"children": [child.state_dict() for child in self.children]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        children = state.get("children", [])
+        if len(children) != len(self.children):
+            raise ValueError(
+                f"gated: checkpoint holds {len(children)} sub-module states, expected {len(self.children)}"
+            )
+        for child, child_state in zip(self.children, children):
+            child.load_state_dict(child_state)

@@ -1,11 +1,19 @@
 """GiGPO, group-in-group policy optimisation (Feng et al., arXiv 2505.10978).
 
+Source: langfengQ/verl-agent ``gigpo/core_gigpo.py`` (the copy in Tongyi-ConvAI/Tongyi-Character
+@ dfee104, ``CharacterRL-iStar/gigpo/core_gigpo.py``): ``episode_norm_reward``,
+``build_step_group``, ``step_norm_reward``, ``compute_step_discounted_returns``.
+
 Two levels of baseline. Episode level: ``A^E_i = R_i - μ_g`` (÷ (σ_g + ε) in ``mean_std_norm``)
 with ``R_i = Σ_t r_{i,t}``. Step level: the turns of a group that acted from the same state (equal
 ``state_key``) form an anchor group; within it the discounted returns
 ``G_{i,t} = Σ_{k≥t} γ^{k-t} r_{i,k}`` are normalised the same way → ``A^S``. ``A = A^E + w A^S``,
-constant over a turn. A singleton anchor has ``A^S = 0``, so without repeated states GiGPO is
-episode-level GRPO.
+constant over a turn. A singleton anchor has ``A^S = 0`` (its own mean), so without repeated
+states GiGPO is episode-level GRPO; a group with one live trajectory keeps ``A^E = R`` (official:
+mean 0, σ 1 for a lone score). σ is torch's unbiased std. As verl-agent's trainer does before
+``compute_gigpo_outcome_advantage``, an invalid step's episode score and step return are lowered
+by ``invalid_penalty`` (0.1); the episode baseline takes one value per trajectory (officially its
+first row after ``balance_batch``; here the mean of its rows, which is R_i without invalid steps).
 
 The state a turn acted from is the state before its action: ``reset_info["state_key"]`` for the
 first turn, the previous turn's ``info["state_key"]`` after that (env infos describe the state
@@ -23,7 +31,7 @@ from agentgym.records import Trajectory
 from rewards.base import Estimator, PerTurn
 from rewards.config import Config, require
 from rewards.registry import register
-from rewards.stats import EPS, Std, discounted_returns, normalise
+from rewards.stats import EPS, Std, discounted_returns, mean_std, normalise
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,9 @@ class GiGPOConfig(Config):
     eps: float = EPS
     #: info key holding the hashable state description
     state_key: str = "state_key"
+    #: subtracted from an invalid step's episode score and its step return (verl-agent's
+    #: ``apply_invalid_action_penalty``, coef 0.1 in the GiGPO scripts; 0 = off)
+    invalid_penalty: float = 0.1
 
     def check(self) -> None:
         require(0.0 <= self.gamma <= 1.0, f"gigpo.gamma must be in [0, 1], got {self.gamma}")
@@ -58,8 +69,20 @@ class GiGPO(Estimator):
     def advantages_live(self, group, rewards, stat_mask, channel) -> PerTurn:
         c = self.config
         by_std = c.mode == "mean_std_norm"
-        episode = normalise([sum(row) for row in rewards], by_std=by_std, std=c.std, eps=c.eps)
-        returns = [discounted_returns(row, c.gamma) for row in rewards]
+        penalty = [[0.0 if t.valid_action else c.invalid_penalty for t in traj.turns] for traj in group]
+        # every step row carries its trajectory's score minus its own penalty; the group baseline
+        # takes one value per trajectory (the mean of its rows; exactly R_i without invalid steps)
+        slots = [[sum(row) - p for p in prow] for row, prow in zip(rewards, penalty)]
+        reps = [sum(row) / len(row) for row in slots if row]
+        if len(reps) <= 1:  # official episode_norm_reward: a lone trajectory has mean 0, std 1
+            mu, sigma = 0.0, 1.0
+        else:
+            mu, sigma = mean_std(reps, std=c.std)
+        episode = [[(x - mu) / (sigma + c.eps) if by_std else x - mu for x in row] for row in slots]
+        returns = [
+            [g - p for g, p in zip(discounted_returns(row, c.gamma), prow)]
+            for row, prow in zip(rewards, penalty)
+        ]
         anchors: dict[str, list[tuple[int, int]]] = defaultdict(list)
         for i, traj in enumerate(group):
             for t in range(len(traj.turns)):
@@ -73,4 +96,4 @@ class GiGPO(Estimator):
             normed = normalise([returns[i][t] for i, t in cells], by_std=by_std, std=c.std, eps=c.eps)
             for (i, t), v in zip(cells, normed):
                 step[i][t] = v
-        return [[episode[i] + c.step_weight * s for s in step[i]] for i in range(len(group))]
+        return [[e + c.step_weight * s for e, s in zip(erow, srow)] for erow, srow in zip(episode, step)]

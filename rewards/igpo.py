@@ -5,8 +5,13 @@ After turn t the policy is teacher-forced on ``conversation up to the observatio
 turn t + generation prompt + bridge + y* + closing tags``; ``ℓ̄_t`` is the mean log-prob of y*'s
 tokens, ``p_t = exp ℓ̄_t`` (geometric-mean token probability) and ``p_0`` is the same on the prompt
 alone. ``prob_diff``: ``r_t = p_t − p_{t−1}``; ``log_prob_diff``: ``ℓ̄_t − ℓ̄_{t−1}``. The answer turn
-(the last turn of a terminated episode) gets the bag-of-words F1 of its ``<answer>`` block against
-the best alias of y* (or the env's reward), −2.0 when the tags are unbalanced or missing; no IG.
+(the last turn of a terminated episode) gets the official ``compute_f1`` (GuoqingWang1/IGPO @
+bff163b, ``verl/utils/reward_score/info_gain.py``): the episode's actions lower-cased, −2.0 when a
+``<think>``/``<answer>``/``<tool_call>``/``<code>`` tag is unbalanced or there is no answer, else
+the F1 over word sets (punctuation → space) of the FIRST ``<answer>`` block against the best alias
+of y* (or the env's reward); no IG. A truncated episode's last turn gets the −2.0 too. The
+teacher-forcing context is the generation prompt + ``<think>`` + bridge (``scrl/llm_agent/
+generation.py`` appends ``<think>`` after the generation prompt; its y* span excludes the tags).
 
 Turns are explicit: the answer turn is the last turn of a terminated episode; every other turn
 whose answering observation was recorded gets an IG (the last turn of a truncated episode only
@@ -25,11 +30,11 @@ from __future__ import annotations
 import math
 import re
 import string
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from agentgym.chat import trajectory_tools
 from agentgym.errors import ConfigError
 from agentgym.records import Trajectory
 from rewards.base import CreditModule, TurnScores
@@ -60,8 +65,12 @@ class IGPOConfig(Config):
     answer_open: str = "<answer>"
     answer_close: str = "</answer>"
     format_penalty: float = -2.0
-    #: a truncated episode has no answer turn: its last turn keeps its IG (``zero``) or gets the penalty
-    truncated_answer: Literal["zero", "format_penalty"] = "zero"
+    #: a truncated episode has no answer turn: its last turn gets the format penalty (official: no
+    #: answer block scores -2.0) or keeps its IG (``zero``, a deviation)
+    truncated_answer: Literal["zero", "format_penalty"] = "format_penalty"
+    #: appended after the generation prompt before the bridge (the official rollout appends
+    #: ``<think>``, which the bridge's ``</think>`` closes); "" for none
+    think_prefix: str = "<think>"
     drop_zero_ig: bool = True
     #: where y* lives: ``reset_info[key]`` or a turn's ``info[key]`` (a string or a list of aliases)
     ground_truth_key: str = "ground_truth"
@@ -113,36 +122,63 @@ def info_gains(values: Sequence[float], *, clip: float | None = None) -> list[fl
     return out
 
 
-_PUNCT = str.maketrans("", "", string.punctuation)
+#: tags the official scorer checks for balance (``check_tags_balance``)
+FORMAT_TAGS = ("code", "tool_call", "think", "answer")
 
 
-def _words(text: str) -> list[str]:
-    return text.lower().translate(_PUNCT).split()
+def tags_balanced(text: str, tags: Sequence[str] = FORMAT_TAGS) -> bool:
+    """Every ``<tag>`` has as many ``</tag>`` and each opening is closed after it (official check).
+
+    >>> tags_balanced("<think>a</think><answer>b</answer>"), tags_balanced("</think><answer>b</answer>")
+    (True, False)
+    """
+    for tag in tags:
+        start, end = f"<{tag}>", f"</{tag}>"
+        if text.count(start) != text.count(end):
+            return False
+        last = -1
+        while (pos := text.find(start, last + 1)) != -1:
+            close = text.find(end, pos)
+            if close == -1:
+                return False
+            last = close
+    return True
+
+
+def normalize_answer(text: str) -> str:
+    """Official ``preprocess_text`` after lower-casing: every punctuation character becomes a
+    space, whitespace runs collapse, ends are stripped (articles are kept).
+
+    >>> normalize_answer("U.S. Army")
+    'u s army'
+    """
+    for punct in string.punctuation:
+        text = text.replace(punct, " ")
+    return re.sub(r"\s+", " ", text.lower()).strip()
 
 
 def f1_score(prediction: str, gold: str) -> float:
-    """Bag-of-words F1 (lower-case, punctuation removed).
+    """F1 over word SETS of the normalised texts (GuoqingWang1/IGPO ``compute_f1``); 0 if either is empty.
 
-    >>> f1_score("The Eiffel tower!", "eiffel tower")
-    0.8
+    >>> f1_score("U.S. Army", "u s army"), f1_score("the the cat", "cat")
+    (1.0, 0.6666666666666666)
     """
-    pred, ref = _words(prediction), _words(gold)
-    if not pred or not ref:
-        return float(pred == ref)
-    common = sum((Counter(pred) & Counter(ref)).values())
-    if common == 0:
+    pred, ref = set(normalize_answer(prediction).split()), set(normalize_answer(gold).split())
+    common = len(pred & ref)
+    if not pred or not ref or common == 0:
         return 0.0
     precision, recall = common / len(pred), common / len(ref)
     return 2 * precision * recall / (precision + recall)
 
 
 def extract_answer(text: str, open_tag: str = "<answer>", close_tag: str = "</answer>") -> str | None:
-    """The last ``<answer>...</answer>`` block, or None when tags are missing or unbalanced."""
-    opens, closes = text.count(open_tag), text.count(close_tag)
-    if opens == 0 or opens != closes:
+    """The FIRST ``<answer>...</answer>`` block (official ``re.search``), or None when the text
+    has none or any of :data:`FORMAT_TAGS` (and the answer tags) is unbalanced.
+    """
+    if not tags_balanced(text) or text.count(open_tag) != text.count(close_tag):
         return None
-    blocks = re.findall(re.escape(open_tag) + r"(.*?)" + re.escape(close_tag), text, flags=re.S)
-    return blocks[-1].strip() if blocks else None
+    match = re.search(re.escape(open_tag) + r"(.*?)" + re.escape(close_tag), text, flags=re.S)
+    return match.group(1).strip() if match else None
 
 
 def ground_truth(traj: Trajectory, key: str = "ground_truth") -> list[str] | None:
@@ -248,14 +284,21 @@ class IGPO(CreditModule):
             )
         enc_ = self.encoder
         messages = conversation(traj, system=enc_.system, final_observation=True)
-        enc = enc_.encode_messages(messages, action_ids=[enc_.rollout_ids(t) for t in traj.turns])
+        tools = trajectory_tools(traj)
+        enc = enc_.encode_messages(
+            messages, action_ids=[enc_.rollout_ids(t) for t in traj.turns], tools=tools
+        )
         base = 1 if enc_.system else 0
-        # the prompt alone ends at the first user message; turn t's context ends at the user
-        # message answering it, message index base + 2t + 2
-        cuts = [(-1, enc.message_ends[base])] + [(t, enc.message_ends[base + 2 * t + 2]) for t in turns]
+        # the prompt alone ends at the first user message; turn t's context ends where the env's
+        # reply to it ends (its user observation, or all its tool messages)
+        cuts = [(-1, enc.message_ends[base])] + [(t, enc.reply_ends[t]) for t in turns]
         # the generation prompt does not depend on the history in chat templates: build it once.
         # Closing tags after y* are not fed: a causal model's probabilities of y* cannot see them.
-        tail = enc_.generation_prompt(messages[: base + 1]) + enc_.tokens(self.config.bridge)
+        tail = (
+            enc_.generation_prompt(messages[: base + 1], tools=tools)
+            + enc_.tokens(self.config.think_prefix)
+            + enc_.tokens(self.config.bridge)
+        )
         answer = enc_.tokens(aliases[0])  # teacher-force one canonical alias
         return _Plan(index, enc.input_ids[: cuts[-1][1]], cuts, tail, answer)
 
@@ -356,7 +399,9 @@ class IGPO(CreditModule):
         c = self.config
         if c.answer_reward == "env":
             return traj.turns[-1].reward, True
-        text = extract_answer(traj.turns[-1].action, c.answer_open, c.answer_close)
+        # the official scorer reads the whole response, lower-cased: every action of the episode
+        response = "\n".join(t.action for t in traj.turns).lower()
+        text = extract_answer(response, c.answer_open.lower(), c.answer_close.lower())
         if text is None:
             return c.format_penalty, False
         aliases = ground_truth(traj, c.ground_truth_key) or []

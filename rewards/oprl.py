@@ -1,10 +1,15 @@
 """OPRL / iStar, online implicit process rewards (Liu et al., arXiv 2509.19199).
 
+Source: Tongyi-ConvAI/Tongyi-Character @ dfee104, ``CharacterRL-iStar/istar/dp_rm.py``
+(``_forward_micro_batch`` with ``step_granularity="step"``: β·Σ (log π_φ − log π_old) on the step's
+last token; ``istar_norm``; ``update_rm_eto``: score, then one step), ``rm_utils.py``
+(``compute_eto_loss_rm``), ``core_istar.py`` (the ``istar`` estimator below).
+
 An implicit PRM π_φ (a trainable copy of the policy) gives each turn the dense reward
 ``r_φ(t) = β Σ_{k∈a_t} [log π_φ(a_{t,k}) − log π_θold(a_{t,k})]`` over the action's tokens, where
 π_θold's log-probs are the rollout's ``turn.logprobs`` (or, when a turn lacks them, a forward of the
 policy passed as ``model``). With ``norm="batch_norm"`` the rewards are divided by the batch's
-``max |reverse cumsum| + 1e-6``. The PRM trains online with a trajectory-level DPO loss: with
+``max |step reward| + 1e-6`` (official ``istar_norm``, whose rows are single steps). The PRM trains online with a trajectory-level DPO loss: with
 ``Q_τ = mean_{t active} r_φ(t)`` and P the (preferred × dispreferred) pairs of each group,
 ``L = 1/|P| Σ_P −log σ(Q⁺ − Q⁻)`` (0 when no group mixes successes and failures).
 
@@ -43,7 +48,7 @@ from rewards.stats import EPS, Std, mean_std
 @dataclass(frozen=True)
 class OPRLConfig(Config):
     beta: float = 0.05
-    #: ``batch_norm``: divide rewards by the batch max |reverse cumsum| + 1e-6; ``none``: raw
+    #: ``batch_norm``: divide rewards by the batch's max |step reward| + 1e-6; ``none``: raw
     norm: Literal["batch_norm", "none"] = "batch_norm"
     #: Q_τ over active steps: ``mean`` (official code) or ``sum`` (paper [unconfirmed])
     q_agg: Literal["mean", "sum"] = "mean"
@@ -89,8 +94,8 @@ def q_value(step_rewards: Any, active: Sequence[bool] | None = None, *, agg: str
     0.2
     """
     values = [r for k, r in enumerate(step_rewards) if active is None or active[k]]
-    if not values:
-        return 0.0
+    if not values:  # a zero of the input's kind, so torch.stack accepts it next to tensors
+        return step_rewards.new_zeros(()) if hasattr(step_rewards, "new_zeros") else 0.0
     total = sum(values[1:], values[0])
     return total / len(values) if agg == "mean" else total
 
@@ -114,13 +119,18 @@ def preference_pairs(preferred: Sequence[bool]) -> list[tuple[int, int]]:
 
 
 def batch_norm_scale(rows: Sequence[Sequence[float]]) -> float:
-    """``max |Σ_{k≥t} r_k| + 1e-6`` over every turn of every trajectory in the batch."""
-    peak = 0.0
-    for row in rows:
-        acc = 0.0
-        for r in reversed(row):
-            acc += r
-            peak = max(peak, abs(acc))
+    """``max |r_step| + 1e-6`` over every step of every trajectory in the batch (``istar_norm``).
+
+    Official ``istar_norm`` (Tongyi-ConvAI/Tongyi-Character @ dfee104,
+    ``CharacterRL-iStar/istar/dp_rm.py:DataParallelPRIMERewardModel.istar_norm``) divides by the
+    largest |reverse cumsum| of a row, and a row is ONE step whose reward sits on its last token
+    (``step_granularity="step"``), so the cumsum never runs across turns: the scale is the
+    batch's largest |step reward|.
+
+    >>> batch_norm_scale([[0.4, 0.4], [0.1, -0.3]])
+    0.400001
+    """
+    peak = max((abs(r) for row in rows for r in row), default=0.0)
     return peak + 1e-6
 
 
@@ -271,8 +281,7 @@ class OPRL(CreditModule):
                 "oprl/pair_acc": 0.0,
                 "oprl/version": float(self.version),
             }
-        if self._optimizer is None:
-            self._optimizer = torch.optim.AdamW(self.prm.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        self._ensure_optimizer()
         prepared = []
         for g, pairs in mixed:
             encoded = [self.encoder.encode(t) for t in g]
@@ -298,6 +307,29 @@ class OPRL(CreditModule):
             "oprl/grad_norm": float(grad_norm),
             "oprl/version": float(self.version),
         }
+
+    def _ensure_optimizer(self) -> None:
+        import torch
+
+        if self._optimizer is None:
+            c = self.config
+            self._optimizer = torch.optim.AdamW(self.prm.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+
+    # ---- checkpoints ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """PRM weights, its AdamW state (None before the first step) and the version counter."""
+        return {
+            "version": self.version,
+            "prm": self.prm.state_dict(),
+            "optimizer": self._optimizer.state_dict() if self._optimizer is not None else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.prm.load_state_dict(state["prm"])
+        self.version = int(state["version"])
+        if state.get("optimizer") is not None:
+            self._ensure_optimizer()
+            self._optimizer.load_state_dict(state["optimizer"])
 
     def _micro_batch(self, prepared: list, n_pairs: int) -> tuple[Any, int]:
         """Summed pair losses of some groups, divided by the batch's pair count (for accumulation)."""
@@ -325,26 +357,39 @@ class OPRL(CreditModule):
 # ---- the estimator ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class IStarConfig(Config):
-    #: episode advantage: ``rloo`` (N/(N-1)(R - mean)), ``grpo_mean`` (R - mean), ``grpo_std`` (÷ (σ + ε))
+    #: episode advantage: ``rloo`` (N/(N-1)(R - mean), ``istar_rloo``), ``grpo_mean`` (R - mean) or
+    #: ``grpo_std`` (÷ (σ + ε)) (``istar_grpo`` mean_norm / mean_std_norm)
     episode: Literal["rloo", "grpo_mean", "grpo_std"] = "rloo"
     #: weight w of the step advantage
     step_weight: float = 1.0
-    #: step baseline over each trajectory's first step (official code) or all steps
-    step_baseline: Literal["first_step", "all_steps"] = "first_step"
+    #: each trajectory's value in the group baselines: ``trajectory_mean`` (the mean of its step
+    #: rows, the expected value of the row the official code happens to meet first) or
+    #: ``first_step`` (its step 1: the official row when the batch is not reordered)
+    step_baseline: Literal["trajectory_mean", "first_step"] = "trajectory_mean"
     use_process_only: bool = False
     source: OutcomeSource = "outcome"
-    #: subtracted from an invalid step's outcome slot (not from r_φ)
+    #: subtracted from an invalid step's outcome slot (not from r_φ); part of the baseline too
     invalid_penalty: float = 0.1
     std: Std = "unbiased"
     eps: float = EPS
 
 
-def _relative(x: float, values: Sequence[float], mode: str, std: Std, eps: float) -> float:
-    """``x`` against the baseline set ``values`` in the chosen form."""
-    mu, sigma = mean_std(values, std=std)
-    n = len(values)
+def _representative(row: Sequence[float], how: str) -> float:
+    """A trajectory's one value in a group baseline: its first step or the mean of its steps."""
+    return row[0] if how == "first_step" else math.fsum(row) / len(row)
+
+
+def _relative(x: float, values: Sequence[float], n: int, mode: str, std: Std, eps: float) -> float:
+    """``x`` against the baseline rows ``values`` of a group of ``n`` trajectories.
+
+    One trajectory: mean 0 and σ 1, so the raw value passes (official ``id2mean = 0``).
+    """
+    if n <= 1:
+        mu, sigma = 0.0, 1.0
+    else:
+        mu, sigma = mean_std(values, std=std)
     if mode == "rloo":
-        return (x - mu) * (n / (n - 1) if n > 1 else 1.0)
+        return (x - mu) * (n / (n - 1)) if n > 1 else x
     if mode == "grpo_std":
         return (x - mu) / (sigma + eps)
     return x - mu
@@ -352,24 +397,39 @@ def _relative(x: float, values: Sequence[float], mode: str, std: Std, eps: float
 
 @register("istar", aliases=("oprl_sum",))
 class IStar(Estimator):
-    """Episode advantage on the outcome plus w × step advantage on the dense rewards (iStar)."""
+    """Episode advantage on the outcome plus w × step advantage on the dense rewards (iStar).
+
+    Source: Tongyi-ConvAI/Tongyi-Character @ dfee104, ``CharacterRL-iStar/istar/core_istar.py``
+    (``compute_istar_rloo_advantage`` / ``compute_istar_grpo_advantage``) with the trainer's
+    ``apply_invalid_action_penalty`` (``verl/trainer/ppo/ray_trainer.py``). Every step row carries
+    the episode outcome minus ``invalid_penalty`` when its action was invalid (the "slot"), and its
+    PRM reward r_φ. Per group, ``A^E = N/(N-1)(slot - mean)`` and ``A^S = N/(N-1)(r_φ - mean)``
+    (RLOO; ``grpo_*``: ``x - mean`` or ÷ (σ + ε), σ unbiased over the N values), where the mean
+    is over ONE value per trajectory and N counts trajectories; a group of one keeps its raw
+    values. Officially that value is the first row the loop meets per trajectory, after
+    ``balance_batch`` reordered the batch by sequence length, so which step it is depends on the
+    data. ``trajectory_mean`` (default) takes the mean of the trajectory's rows — deterministic,
+    and exact whenever the rows agree (every episode slot without invalid actions, any one-step
+    trajectory); ``first_step`` is the official row on an unreordered batch (one GPU).
+    """
 
     Config = IStarConfig
 
     def advantages_live(self, group, rewards, stat_mask, channel) -> PerTurn:
         c = self.config
-        outcomes = [trajectory_outcome(t, c.source) for t in group]
-        if c.step_baseline == "first_step":
-            baseline = [row[0] for row in rewards if row]
-        else:
-            baseline = [r for row in rewards for r in row]
+        slots = []
+        for traj in group:
+            outcome = trajectory_outcome(traj, c.source)
+            slots.append([outcome - (0.0 if t.valid_action else c.invalid_penalty) for t in traj.turns])
+        slot_base = [_representative(row, c.step_baseline) for row in slots if row]
+        step_base = [_representative(row, c.step_baseline) for row in rewards if row]
+        n = len(step_base)
         out = []
-        for traj, row, outcome in zip(group, rewards, outcomes):
+        for slot_row, row in zip(slots, rewards):
             adv = []
-            for turn, r in zip(traj.turns, row):
-                slot = outcome - (0.0 if turn.valid_action else c.invalid_penalty)
-                a_e = 0.0 if c.use_process_only else _relative(slot, outcomes, c.episode, c.std, c.eps)
-                a_s = _relative(r, baseline, c.episode, c.std, c.eps) if baseline else 0.0
+            for slot, r in zip(slot_row, row):
+                a_e = 0.0 if c.use_process_only else _relative(slot, slot_base, n, c.episode, c.std, c.eps)
+                a_s = _relative(r, step_base, n, c.episode, c.std, c.eps)
                 adv.append(a_e + c.step_weight * a_s)
             out.append(adv)
         return out

@@ -38,9 +38,11 @@ class Outcome(CreditModule):
             if row:
                 row[-1] = trajectory_outcome(traj, self.config.source)
             rows.append(row)
-        # only the last turn bears a reward: turn-level estimators normalise over those alone
+        # only the last turn bears a reward: turn-level estimators normalise over those alone; its
+        # channel says it is the verifiable reward (``pure`` keeps it out of the min-form)
         mask = [[t == len(traj.turns) - 1 for t in range(len(traj.turns))] for traj in group]
-        return TurnScores.build(group, rows, stat_mask=mask)
+        channel = [["outcome" if last else "" for last in row] for row in mask]
+        return TurnScores.build(group, rows, stat_mask=mask, channel=channel)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,10 @@
 """SPA, stepwise progress attribution (Wang et al., arXiv 2505.20732; WangHanLinHenry/SPA-RL-Agent).
 
+Source: WangHanLinHenry/SPA-RL-Agent @ ed20087, ``prm/train_our_progress_model.py`` (head on the
+logits at each assistant turn's last unmasked token = its end-of-turn token, MSE of the summed
+contributions to the final reward, DeepSpeed Adam in AdamW mode lr 3e-6 wd 0.01, warm-up 500,
+gradient clip 1.0) and ``prm/inference_prm.py`` / ``prm/rl_data_org.py`` (step reward).
+
 A progress estimator learns per-turn contributions ``c_t`` whose sum predicts the outcome:
 ``c_t = w·x_{end(t)} + b`` at the last token of turn t's action, trained with
 ``mean_τ (Σ_t c_t − R)²`` over every trajectory, successes and failures. The turn reward is
@@ -47,7 +52,10 @@ class SPAConfig(Config):
     #: deep-copy the model passed in, so training never touches the policy
     copy_model: bool = True
     lr: float = 3e-6
+    #: AdamW's decoupled weight decay (official DeepSpeed "Adam" runs in AdamW mode)
     weight_decay: float = 0.01
+    #: gradient-norm clip (official DeepSpeed ``gradient_clipping``: 1.0)
+    grad_clip: float = 1.0
     #: linear warm-up steps (official: 500 for an offline fit)
     warmup_steps: int = 0
     #: trajectories per optimiser step (official effective batch: 16)
@@ -64,6 +72,7 @@ class SPAConfig(Config):
 
     def check(self) -> None:
         require(self.lr > 0, f"spa.lr must be > 0, got {self.lr}")
+        require(self.grad_clip > 0, f"spa.grad_clip must be > 0, got {self.grad_clip}")
         require(self.batch_size >= 1 and self.score_batch_size >= 1, "spa batch sizes must be >= 1")
         require(self.epochs >= 1, f"spa.epochs must be >= 1, got {self.epochs}")
         require(self.warmup_steps >= 0, "spa.warmup_steps must be >= 0")
@@ -131,8 +140,9 @@ class ProgressEstimator:
         feats = self.features(ids.to(device), mask.to(device))
         out = []
         for b, enc in enumerate(encoded):
-            # an empty action (a malformed reply) is read at the last token of its turn header
-            ends = [end - 1 if end > start else start - 1 for start, end in enc.action_spans]
+            # official (prm/train_our_progress_model.py): the last unmasked token of each assistant
+            # turn, its end-of-turn token — the same position with or without rollout token ids
+            ends = list(enc.turn_ends)
             if not ends:
                 out.append(feats.new_zeros((0,)))
                 continue
@@ -147,7 +157,10 @@ class SPA(CreditModule):
 
     Config = SPAConfig
     resources = ("model", "tokenizer")
-    default_estimator = "turn_grpo"
+    #: the paper trains with PPO (GAE over a value head; the trainer picks ``gae`` for ppo); without
+    #: a critic, the plain return-to-go Σ_{k≥t} r_k (GAE with V ≡ 0, γ = λ = 1), never a joint
+    #: normalisation of all turns (that adds a length-dependent −T·μ/σ to a trajectory's sum)
+    default_estimator = "turn_grpo(norm='none')"
 
     def __init__(self, config: SPAConfig | None = None, *, model: Any = None, tokenizer: Any = None):
         super().__init__(config)
@@ -221,7 +234,7 @@ class SPA(CreditModule):
         params = self.estimator.parameters(backbone=c.train_backbone)
         if not c.train_backbone:
             self.estimator.backbone.requires_grad_(False)
-        self._optimizer = torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+        self._optimizer = torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
         warmup = c.warmup_steps
         self._scheduler = torch.optim.lr_scheduler.LambdaLR(
             self._optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
@@ -256,6 +269,9 @@ class SPA(CreditModule):
                 loss = spa_loss(contribs, [targets[i] for i in idx])
                 self._optimizer.zero_grad()
                 loss.backward()
+                torch.nn.utils.clip_grad_norm_(
+                    self.estimator.parameters(backbone=c.train_backbone), c.grad_clip
+                )
                 self._optimizer.step()
                 self._scheduler.step()
                 losses.append(loss.item())
@@ -267,6 +283,32 @@ class SPA(CreditModule):
             "spa/steps": float(steps),
             "spa/version": float(self.version),
         }
+
+    # ---- checkpoints ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Estimator weights (backbone + head), optimiser and schedule (None before the first
+        update) and the version counter; {} with ``rloo_ablation`` (no side model)."""
+        if self.estimator is None:
+            return {}
+        return {
+            "version": self.version,
+            "backbone": self.estimator.backbone.state_dict(),
+            "head": self.estimator.head.state_dict(),
+            "optimizer": self._optimizer.state_dict() if self._optimizer is not None else None,
+            "scheduler": self._scheduler.state_dict() if self._scheduler is not None else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.estimator is None:
+            super().load_state_dict(state)
+            return
+        self.estimator.backbone.load_state_dict(state["backbone"])
+        self.estimator.head.load_state_dict(state["head"])
+        self.version = int(state["version"])
+        if state.get("optimizer") is not None:
+            self._ensure_optimizer()
+            self._optimizer.load_state_dict(state["optimizer"])
+            self._scheduler.load_state_dict(state["scheduler"])
 
     def fit(self, trajectories: Sequence[Trajectory], *, updates: int) -> list[dict[str, float]]:
         """Run ``updates`` update calls on the same trajectories (an offline fit, as the paper does)."""

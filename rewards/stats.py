@@ -3,7 +3,7 @@
 The conventions of the credit spec live here once: ε = 1e-6 is added to σ, a single value has
 σ := 1 (so its normalised value is 0), population or unbiased std is chosen per estimator, and an
 optional variance floor (IGPO: σ = √(var + 1e-8)). Returns are computed per trajectory, right to
-left: discounted sums, PURE's min-form, and GAE over turns.
+left: discounted sums, PURE's min-form (one softmax per trajectory), and GAE over turns.
 """
 
 from __future__ import annotations
@@ -86,33 +86,51 @@ def discounted_returns(rewards: Sequence[float], gamma: float) -> list[float]:
     return out
 
 
-def min_form_returns(rewards: Sequence[float], temperature: float) -> list[float]:
-    """PURE's min-form return ``G_t = Σ_{k≥t} softmax_k(-r_k / T) r_k``.
+def min_form_weights(rewards: Sequence[float], temperature: float) -> list[float]:
+    """PURE's weights ``w_k = softmax_k(-r_k / T)``: ONE softmax over all steps of a trajectory.
 
-    T → 0 gives ``min_{k≥t} r_k``; T → ∞ gives the mean of the remaining rewards.
+    Source: CJReinforce/PURE @ 41f9363, ``openrlhf/utils/utils.py:turn_process_reward_logits_to_reward``.
+    T = 0 puts the whole weight on the minimum (split equally between tied minima, the softmax's
+    limit); T = inf weighs every step ``1/K``.
 
-    >>> min_form_returns([0.5, -1.0, 2.0], 0.0)
-    [-1.0, -1.0, 2.0]
-    >>> min_form_returns([0.0, 1.0], math.inf)
-    [0.5, 1.0]
+    >>> min_form_weights([1.0, 1.0], 0.1)
+    [0.5, 0.5]
+    >>> min_form_weights([0.0, -1.0, -1.0], 0.0)
+    [0.0, 0.5, 0.5]
     """
     if temperature < 0:
         raise ValueError(f"min-form temperature must be >= 0, got {temperature}")
-    out = []
-    for t in range(len(rewards)):
-        tail = list(rewards[t:])
-        if temperature == 0:
-            out.append(min(tail))
-            continue
-        if math.isinf(temperature):
-            out.append(math.fsum(tail) / len(tail))
-            continue
-        logits = [-r / temperature for r in tail]
-        top = max(logits)
-        weights = [math.exp(z - top) for z in logits]
-        total = math.fsum(weights)
-        out.append(math.fsum(w * r for w, r in zip(weights, tail)) / total)
-    return out
+    n = len(rewards)
+    if n == 0:
+        return []
+    if math.isinf(temperature):
+        return [1.0 / n] * n
+    if temperature == 0:
+        low = min(rewards)
+        ties = sum(r == low for r in rewards)
+        return [1.0 / ties if r == low else 0.0 for r in rewards]
+    logits = [-r / temperature for r in rewards]
+    top = max(logits)
+    weights = [math.exp(z - top) for z in logits]
+    total = math.fsum(weights)
+    return [w / total for w in weights]
+
+
+def min_form_returns(rewards: Sequence[float], temperature: float) -> list[float]:
+    """PURE's min-form return ``G_t = Σ_{k≥t} w_k r_k`` with ``w = softmax(-r / T)`` over ALL steps.
+
+    The weighted rewards ``w_k r_k`` are summed right to left (PURE's reverse cumulative sum in
+    ``experience_maker.py``); the softmax is taken once per trajectory, never per tail. T → 0
+    gives every step before the minimum the minimum and every step after it 0; T → ∞ the reverse
+    cumulative sum of ``r / K``.
+
+    >>> min_form_returns([0.5, -1.0, 2.0], 0.0)
+    [-1.0, -1.0, 0.0]
+    >>> min_form_returns([0.0, 1.0], math.inf)
+    [0.5, 0.5]
+    """
+    weighted = [w * r for w, r in zip(min_form_weights(rewards, temperature), rewards)]
+    return discounted_returns(weighted, 1.0)
 
 
 def gae(

@@ -23,7 +23,7 @@ def run(argv):
 @pytest.fixture
 def saved(tmp_path):
     data = [
-        traj([0.0, r], group=f"g{i // 3}", idx=i, valid=[i % 2 == 0, True])
+        traj([0.0, r], group=f"g{i // 3}", idx=i, valid=[i % 2 == 0, True], infos=[{}, {"won": r == 1}])
         for i, r in enumerate([1, 0, 1, 0, 0, 1])
     ]
     path = tmp_path / "in.jsonl"

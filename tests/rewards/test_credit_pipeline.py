@@ -19,7 +19,8 @@ def batch():
 
 def test_credit_writes_raw_shaped_advantage_and_extras():
     data = batch()
-    result = rewards.credit("gated(valid)", "grpo").assign(data)
+    # high="outcome": the gate reads the summed env reward (the default is the env's win flag)
+    result = rewards.credit("gated(valid, high='outcome')", "grpo").assign(data)
     assert len(result.groups) == 2 and all(len(g) == 3 for g in result.groups)
     first = data[0]
     assert [t.raw_reward for t in first.turns] == pytest.approx([0.1, 1.1])  # D-RA
@@ -29,7 +30,7 @@ def test_credit_writes_raw_shaped_advantage_and_extras():
     assert [t.raw_reward for t in loser.turns] == pytest.approx([0.0, 0.1])
     assert [t.shaped_reward for t in loser.turns] == [0.0, 0.0]  # gate closed
     assert loser.turns[0].advantage < 0 < first.turns[0].advantage
-    assert first.meta["credit"] == {"module": "gated(valid)", "estimator": "grpo"}
+    assert first.meta["credit"] == {"module": "gated(valid, high='outcome')", "estimator": "grpo"}
     assert result.metrics["gate_open_frac"] == pytest.approx(2 / 3)
     assert result.metrics["credit/turns"] == 12.0
 

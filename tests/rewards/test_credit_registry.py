@@ -138,4 +138,5 @@ def test_registering_a_name_twice_with_another_class_fails():
 def test_default_estimators():
     assert rewards.make("outcome").default_estimator == "grpo"
     assert rewards.make("gated(valid)").default_estimator == "grpo"
-    assert rewards.make("spa", rloo_ablation=True).default_estimator == "turn_grpo"
+    # SPA: the return-to-go without a joint normalisation (the paper uses PPO; gae under algo=ppo)
+    assert rewards.make("spa", rloo_ablation=True).default_estimator == "turn_grpo(norm='none')"

@@ -37,11 +37,17 @@ def test_discounted_returns_recursion():
 
 
 def test_min_form_limits():
+    # PURE: ONE softmax over all steps, w_k = softmax(-r_k/T), then the reverse cumsum of w_k r_k.
     r = [0.5, -1.0, 2.0, 0.3]
-    assert min_form_returns(r, 0.0) == [-1.0, -1.0, 0.3, 0.3]
-    assert min_form_returns(r, 1e-4) == pytest.approx([-1.0, -1.0, 0.3, 0.3])
-    assert min_form_returns(r, math.inf) == pytest.approx([sum(r[t:]) / len(r[t:]) for t in range(4)])
-    assert min_form_returns(r, 1e6) == pytest.approx([sum(r[t:]) / len(r[t:]) for t in range(4)], abs=1e-5)
+    # T → 0: all weight on the minimum -1 (step 1): weighted [0, -1, 0, 0] → G = [-1, -1, 0, 0]
+    assert min_form_returns(r, 0.0) == [-1.0, -1.0, 0.0, 0.0]
+    assert min_form_returns(r, 1e-4) == pytest.approx([-1.0, -1.0, 0.0, 0.0])
+    # T → ∞: w = 1/4 each: weighted [.125, -.25, .5, .075] → G = [.45, .325, .575, .075]
+    assert min_form_returns(r, math.inf) == pytest.approx([0.45, 0.325, 0.575, 0.075])
+    assert min_form_returns(r, 1e6) == pytest.approx([0.45, 0.325, 0.575, 0.075], abs=1e-5)
+    # tied minima share the weight: r = [-1, 2, -1] at T = 0 → w = [.5, 0, .5] → G = [-1, -.5, -.5]
+    assert min_form_returns([-1.0, 2.0, -1.0], 0.0) == [-1.0, -0.5, -0.5]
+    assert min_form_returns([], 0.1) == []
     with pytest.raises(ValueError):
         min_form_returns(r, -1.0)
 

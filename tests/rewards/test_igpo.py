@@ -92,7 +92,8 @@ def test_5_format_failure_costs_two(tiny_lm):
     for bad in ("paris", "<answer> paris", "<answer>a</answer><answer>b"):
         t = traj([0.0], actions=[bad], reset_info=GT)
         assert module.score([[t]])[0].rewards == [[-2.0]]
-    assert extract_answer("x <answer> a </answer> y <answer> b </answer>") == "b"
+    # official compute_f1: the FIRST answer block (re.search)
+    assert extract_answer("x <answer> a </answer> y <answer> b </answer>") == "a"
     assert f1_score("Paris!", "paris") == 1.0 and f1_score("london", "paris") == 0.0
 
 
@@ -110,8 +111,11 @@ def test_teacher_forced_probability_matches_an_independent_computation(tiny_lm):
         {"role": "user", "content": t.turns[2].observation},
     ]
     prefix = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    prefix_ids = tok.encode(prefix, add_special_tokens=False) + tok.encode(
-        module.config.bridge, add_special_tokens=False
+    # the official rollout appends "<think>" after the generation prompt, before the bridge
+    prefix_ids = (
+        tok.encode(prefix, add_special_tokens=False)
+        + tok.encode("<think>", add_special_tokens=False)
+        + tok.encode(module.config.bridge, add_special_tokens=False)
     )
     answer_ids = tok.encode("Paris", add_special_tokens=False)
     ids = torch.tensor([prefix_ids + answer_ids])
@@ -143,15 +147,14 @@ def test_one_forward_scores_the_batch_like_one_forward_per_turn(tiny_lm, mode):
     assert fast.forward_calls == 1 and slow.forward_calls == contexts
 
 
-def test_truncated_episodes_keep_ig_and_optionally_pay_the_penalty(tiny_lm):
+def test_truncated_episodes_pay_the_format_penalty_or_optionally_keep_ig(tiny_lm):
     model, tok = tiny_lm
     t = search_traj(terminated=False)  # no final observation: the last turn has no IG
-    scores = rewards.make("igpo", model=model, tokenizer=tok).score([[t]])[0]
-    assert (
-        scores.channel[0] == ["ig", "ig"] and scores.stat_mask[0][1] is False and scores.rewards[0][1] == 0.0
-    )
-    pen = rewards.make("igpo", model=model, tokenizer=tok, truncated_answer="format_penalty").score([[t]])[0]
-    assert pen.rewards[0][1] == -2.0 and pen.channel[0][1] == "answer"
+    # official: no answer block → compute_f1 = -2.0, on the last turn
+    pen = rewards.make("igpo", model=model, tokenizer=tok).score([[t]])[0]
+    assert pen.rewards[0][1] == -2.0 and pen.channel[0][1] == "answer" and pen.stat_mask[0][1] is True
+    zero = rewards.make("igpo", model=model, tokenizer=tok, truncated_answer="zero").score([[t]])[0]
+    assert zero.channel[0] == ["ig", "ig"] and zero.stat_mask[0][1] is False and zero.rewards[0][1] == 0.0
 
 
 def test_missing_ground_truth_is_a_clear_error(tiny_lm):

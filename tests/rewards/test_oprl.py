@@ -57,9 +57,12 @@ def test_3_dpo_pair_loss():
     assert preference_pairs([True, False, False, True]) == [(0, 1), (0, 2), (3, 1), (3, 2)]
 
 
-def test_batch_norm_scale_uses_reverse_cumsums():
+def test_batch_norm_scale_is_the_largest_step_reward():
+    # official istar_norm runs per row and a row is one step: scale = max |r_step| + 1e-6
     assert batch_norm_scale([[0.1, -0.3, 0.5], [0.2]]) == pytest.approx(0.5 + 1e-6)
-    assert batch_norm_scale([[0.4, 0.4]]) == pytest.approx(0.8 + 1e-6)
+    assert batch_norm_scale([[0.4, 0.4], [0.1, -0.3]]) == pytest.approx(0.4 + 1e-6)  # the case
+    assert batch_norm_scale([[0.1, -0.7]]) == pytest.approx(0.7 + 1e-6)  # a cumsum would give 0.6
+    assert batch_norm_scale([[], []]) == pytest.approx(1e-6)
 
 
 def test_4_all_success_groups_give_no_loss_and_no_step(tiny_lm):

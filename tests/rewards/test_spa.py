@@ -34,13 +34,23 @@ def test_3_one_head_evaluation_at_the_end_of_each_action(tiny_lm):
     assert len(enc.action_spans) == 2
     for start, end in enc.action_spans:
         assert tok.decode(enc.input_ids[start:end]) in CONTRIBUTIONS
+    # official: the head reads each assistant turn's last unmasked token, its end-of-turn token
+    # (ChatML <|im_end|>), i.e. the token right after the action text
+    ends = [end for _, end in enc.action_spans]
+    assert enc.turn_ends == ends and [tok.decode([enc.input_ids[e]]) for e in ends] == ["<|im_end|>"] * 2
     with torch.no_grad():
         ids = torch.tensor([enc.input_ids])
         feats = spa.estimator.features(ids, torch.ones_like(ids))[0]
-        ends = [end - 1 for _, end in enc.action_spans]
         expected = spa.estimator.head(feats[ends]).squeeze(-1)
         got = spa.estimator.contributions([enc], pad_id=spa.pad_id)[0]
     assert got.tolist() == pytest.approx(expected.tolist(), abs=1e-6)
+    assert spa.predict([t])[0] == pytest.approx(expected.tolist(), abs=1e-6)
+    # rollout token ids carry the stop token: same sequence, same end-of-turn positions, same c_t
+    end_id = tok.convert_tokens_to_ids("<|im_end|>")
+    for turn, (start, end) in zip(t.turns, enc.action_spans):
+        turn.token_ids = enc.input_ids[start:end] + [end_id]
+    with_ids = spa.encoder.encode(t)
+    assert with_ids.input_ids == enc.input_ids and with_ids.turn_ends == ends
     assert spa.predict([t])[0] == pytest.approx(expected.tolist(), abs=1e-6)
 
 
