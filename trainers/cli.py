@@ -127,15 +127,31 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg, out, resume=args.resume, echo=lambda m: console.print(m, highlight=False)
     ) as trainer:
         summary = trainer.train()
-    evals = summary["evals"]
-    if evals:
-        first, last = evals[0], evals[-1]
-        console.print(
-            f"held-out success: before {first['success_rate']:.3f} → after {last['success_rate']:.3f} "
-            f"({cfg.eval_split}, {cfg.eval_episodes} tasks); run dir {out}",
-            highlight=False,
-        )
+    for line in outcome_lines(summary["evals"], cfg):
+        console.print(line, highlight=False)
+    console.print(f"run dir {out}", highlight=False)
     return 0
+
+
+def outcome_lines(evals: list[dict[str, Any]], cfg: Any) -> list[str]:
+    """Held-out success initially, after SFT and after RL, each on its own line, and each phase's gain.
+
+    The gains are attributed to the phase that made them: SFT's is ``after_sft - initial``, RL's is
+    ``final - after_sft`` (``final - initial`` when there was no SFT).
+    """
+    by_tag = {e["tag"]: e["success_rate"] for e in evals}
+    where = f"({cfg.eval_split}, {cfg.eval_episodes} held-out tasks)"
+    lines = []
+    if "initial" in by_tag:
+        lines.append(f"held-out success initially:  {by_tag['initial']:.3f} {where}")
+    if "after_sft" in by_tag:
+        gain = f" (SFT gain {by_tag['after_sft'] - by_tag['initial']:+.3f})" if "initial" in by_tag else ""
+        lines.append(f"held-out success after SFT:   {by_tag['after_sft']:.3f}{gain}")
+    if "final" in by_tag:
+        base_tag = "after_sft" if "after_sft" in by_tag else "initial"
+        gain = f" (RL gain {by_tag['final'] - by_tag[base_tag]:+.3f})" if base_tag in by_tag else ""
+        lines.append(f"held-out success after {cfg.algo.upper()}:  {by_tag['final']:.3f}{gain}")
+    return lines
 
 
 def cmd_train_verl(args: argparse.Namespace) -> int:

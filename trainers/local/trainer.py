@@ -50,6 +50,7 @@ from trainers.local.batch import (
 )
 from trainers.local.config import TrainConfig
 from trainers.local.credit import build_credit
+from trainers.local.diagnostics import credit_diagnostics
 from trainers.local.metrics import MetricsLogger, plot_learning_curve
 
 
@@ -385,6 +386,9 @@ class LocalTrainer:
             }
         )
         metrics.update({k: v for k, v in credit.metrics.items() if isinstance(v, (int, float))})
+        metrics.update(
+            credit_diagnostics(trajs, stop_ids=self.policy.stop_ids, max_new_tokens=self.cfg.max_new_tokens)
+        )
         self.step = step
         return metrics
 
