@@ -128,9 +128,9 @@ SMOKE: dict[str, Any] = {
     "steps": 2,
     "tasks_per_step": 1,
     "group_size": 2,
-    "eval_episodes": 2,
-    "eval_every": 1,
-    "max_turns": 4,
+    "eval_episodes": 1,
+    "eval_every": 0,
+    "max_turns": 3,
     "tiny_hidden_size": 32,
 }
 QA_ENV_IDS = ("qa",)

@@ -79,6 +79,8 @@ class TrainConfig:
     # ---- evaluation, checkpoints, logging ---------------------------------------------------
     eval_split: str = "test"
     eval_episodes: int = 20
+    #: evaluate before training (off when the start point was evaluated already, e.g. a saved SFT model)
+    eval_initial: bool = True
     #: evaluate every ``eval_every`` RL steps (0 = before and after only)
     eval_every: int = 0
     save_every: int = 0

@@ -13,7 +13,8 @@
   when either is constant, e.g. all-fail batches). "On the oracle's path" is
   ``info["expert_action"]`` of the state before the turn when the env gives one (ALFWorld), else
   the walkthrough of ``reset_info`` (TextWorld): turn t is on path when actions 0..t all equal the
-  walkthrough's — a strict prefix, so a turn after any detour counts as off path;
+  walkthrough's — a strict prefix, so a turn after any detour counts as off path. The correlation
+  is left out of a step's record when it is undefined (constant credit, e.g. all-fail groups);
 * ``diag/action_tokens_mean`` and ``diag/truncated_action_frac``: generated tokens per action and
   the share of actions cut by ``max_new_tokens`` (no stop token), a decoding budget too small;
 * ``diag/success_sampled``: the rollout's (temperature-sampled) success, to compare with the
@@ -102,7 +103,9 @@ def credit_diagnostics(
     ]
     if pairs:
         out["diag/on_path_frac"] = statistics.fmean(p for _, p in pairs)
-        out["diag/credit_oracle_corr"] = pearson([a for a, _ in pairs], [p for _, p in pairs])
+        corr = pearson([a for a, _ in pairs], [p for _, p in pairs])
+        if math.isfinite(corr):  # undefined (left out) when the credit or the flags are constant
+            out["diag/credit_oracle_corr"] = corr
     out.update(_token_stats(live, stop_ids, max_new_tokens))
     return out
 

@@ -200,7 +200,8 @@ class LocalTrainer:
         cfg = self.cfg
         t0 = time.perf_counter()
         if self._resume_state is None:
-            self.evaluate("initial")
+            if cfg.eval_initial:
+                self.evaluate("initial")
             if cfg.sft_steps:
                 self.sft()
                 self.evaluate("after_sft")
