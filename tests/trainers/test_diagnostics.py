@@ -84,3 +84,15 @@ def test_group_shares_variance_and_oracle_correlation():
 
 def test_empty_batch_reports_zero_turns():
     assert credit_diagnostics([]) == {"diag/turns": 0.0}
+
+
+def test_logprob_gap_is_the_masked_mean_absolute_difference():
+    torch = pytest.importorskip("torch")
+    from trainers.local.diagnostics import logprob_gap
+
+    logp = torch.tensor([[0.0, -1.0, -2.0], [-0.5, 0.0, 0.0]])
+    roll = torch.tensor([[9.0, -1.5, -1.0], [-0.5, 7.0, 0.0]])
+    mask = torch.tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    # masked diffs: |−1 − −1.5| = 0.5, |−2 − −1| = 1.0, |−0.5 − −0.5| = 0 → 1.5 / 3 tokens
+    assert logprob_gap(logp, roll, mask) == pytest.approx(0.5)
+    assert math.isnan(logprob_gap(logp, None, mask))

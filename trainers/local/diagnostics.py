@@ -135,3 +135,16 @@ def summarise_diagnostics(records: Sequence[dict[str, Any]]) -> dict[str, float]
         if vals:
             out[key] = statistics.fmean(vals)
     return out
+
+
+def logprob_gap(logp: Any, rollout_logprobs: Any, mask: Any) -> float:
+    """Mean |training-forward log-prob − rollout log-prob| over action tokens (0 = they agree).
+
+    The loss's ``old`` log-probs are recomputed by the training forward; a large gap means the
+    rollout sampled from a different distribution than the one the ratio/KL assume (temperature,
+    prompt rendering or tokenisation mismatch).
+    """
+    if rollout_logprobs is None:
+        return math.nan
+    n = max(float(mask.sum()), 1.0)
+    return float(((logp.detach() - rollout_logprobs).abs() * mask).sum() / n)

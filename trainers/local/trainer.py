@@ -50,7 +50,7 @@ from trainers.local.batch import (
 )
 from trainers.local.config import TrainConfig
 from trainers.local.credit import build_credit
-from trainers.local.diagnostics import credit_diagnostics
+from trainers.local.diagnostics import credit_diagnostics, logprob_gap
 from trainers.local.metrics import MetricsLogger, plot_learning_curve
 
 
@@ -475,6 +475,7 @@ class LocalTrainer:
                 totals["value_loss"] += vloss.item()
             loss.backward()
             totals["loss"] += loss.item()
+            st["logprob_gap"] = logprob_gap(logp, batch.rollout_logprobs, batch.action_mask)
             stats.append({**st, "tokens": float(batch.action_mask.sum())})
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
@@ -483,6 +484,9 @@ class LocalTrainer:
         out = {**totals, "grad_norm": grad_norm, "tokens": sum(s["tokens"] for s in stats)}
         for key in ("clip_frac", "ratio_mean", "approx_kl"):
             out[key] = statistics.fmean(s[key] for s in stats)
+        gaps = [s["logprob_gap"] for s in stats if math.isfinite(s["logprob_gap"])]
+        if gaps:
+            out["diag/logprob_gap"] = statistics.fmean(gaps)
         if not all(math.isfinite(v) for v in out.values()):
             raise FloatingPointError(
                 f"non-finite training metrics {out}; lower learning_rate or check the data"
