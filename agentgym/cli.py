@@ -246,6 +246,18 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- init-env ----------------------------------------------------------------------------------
+def cmd_init_env(args: argparse.Namespace) -> int:
+    from agentgym.scaffold import names_for, write_env_package
+
+    root = write_env_package(args.name, Path(args.dir), force=args.force)
+    names = names_for(args.name)
+    out.print(f"wrote {root} ({names['env_id']}, alias {names['name']!r}). Next:", markup=False)
+    out.print(f"  pip install -e '{root}[test]' && agentgym envs", markup=False)
+    out.print(f"  agentgym eval {names['name']} --policy oracle --split test --episodes 20", markup=False)
+    return 0
+
+
 # ---- parser ------------------------------------------------------------------------------------
 def _add_rollout_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-turns", type=int, default=50, help="turn budget per episode")
@@ -313,6 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("name")
     d.add_argument("--dest", default=None)
     d.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("init-env", help="start a new environment package (TextEnv + entry point + test)")
+    p.add_argument(
+        "name", help="env name, e.g. maze-runner (package maze_runner, id maze_runner/MazeRunner-v0)"
+    )
+    p.add_argument("--dir", default=".", help="folder to create the package in")
+    p.add_argument("--force", action="store_true", help="write into an existing non-empty folder")
+    p.set_defaults(func=cmd_init_env)
 
     _add_plugin_commands(sub)
     return parser

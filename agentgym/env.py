@@ -47,7 +47,8 @@ STANDARD_INFO_KEYS: tuple[str, ...] = (
     "walkthrough",
 )
 
-RESET_OPTION_KEYS = frozenset({"task_id", "split"})
+#: ``tool_format`` names the policy's tool-call format (see agentgym.tools); envs without tools ignore it
+RESET_OPTION_KEYS = frozenset({"task_id", "split", "tool_format"})
 
 StepResult = tuple[str, SupportsFloat, bool, bool, dict[str, Any]]
 

@@ -37,16 +37,40 @@ SPECIAL_TOKENS = (ENDOFTEXT, IM_START, IM_END)
 
 # ChatML, as Qwen uses it: every message is wrapped in <|im_start|>role\n ... <|im_end|>\n and the
 # generation prompt opens an assistant message, so the model ends its answer with <|im_end|>.
+# With ``tools``, a system message lists their JSON schemas in <tools></tools> (merged after the
+# conversation's own system message) and says how to call them: the Hermes/Qwen format,
+# <tool_call>{"name": ..., "arguments": {...}}</tool_call>. Structured ``tool_calls`` of an assistant
+# message are written in that format after its content; ``tool`` messages are ChatML messages of
+# role tool. Without tools the render is plain ChatML.
 CHAT_TEMPLATE = (
+    "{%- if tools -%}"
+    "{{ '<|im_start|>system\n' }}"
+    "{%- if messages and messages[0]['role'] == 'system' -%}{{ messages[0]['content'] + '\n\n' }}{%- endif -%}"
+    "{{ '# Tools\n\nYou may call one or more functions. Their signatures are within <tools></tools>:\n<tools>' }}"
+    "{%- for tool in tools -%}{{ '\n' + (tool | tojson) }}{%- endfor -%}"
+    "{{ '\n</tools>\n\nFor each call, reply with a JSON object holding the function name and arguments "
+    'within <tool_call></tool_call> tags:\n<tool_call>\n{"name": <function-name>, "arguments": '
+    "<args-json-object>}\n</tool_call><|im_end|>\n' }}"
+    "{%- endif -%}"
     "{%- for message in messages -%}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{%- if not (tools and loop.first and message['role'] == 'system') -%}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + (message['content'] or '') }}"
+    "{%- for call in message.get('tool_calls') or [] -%}"
+    "{%- set fn = call['function'] if call['function'] is defined else call -%}"
+    "{%- if (message['content'] or '') or not loop.first -%}{{ '\n' }}{%- endif -%}"
+    "{{ '<tool_call>\n{\"name\": \"' + fn['name'] + '\", \"arguments\": ' }}"
+    "{%- if fn['arguments'] is string -%}{{ fn['arguments'] }}{%- else -%}{{ fn['arguments'] | tojson }}{%- endif -%}"
+    "{{ '}\n</tool_call>' }}"
+    "{%- endfor -%}"
+    "{{ '<|im_end|>' + '\n' }}"
+    "{%- endif -%}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\n' }}{%- endif -%}"
 )
 
 FAMILIES = ("qwen2", "llama")
 #: bump when the built-in corpus or the default architecture changes (invalidates cached models)
-TINY_VERSION = "v1"
+TINY_VERSION = "v2"
 #: metadata file written next to a tiny checkpoint
 META_FILE = "agentgym_model.json"
 
@@ -157,7 +181,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1000, *, min_frequen
     """Train a byte-level BPE tokenizer on ``texts``; returns a ``PreTrainedTokenizerFast``.
 
     Special tokens: ``<|endoftext|>`` (eos and pad), ``<|im_start|>``, ``<|im_end|>``; the chat
-    template is ChatML and honours ``add_generation_prompt``. Byte-level means any text encodes,
+    template is ChatML, honours ``add_generation_prompt`` and renders ``tools`` (Hermes/Qwen
+    ``<tool_call>`` format, see :data:`CHAT_TEMPLATE`). Byte-level means any text encodes,
     including characters the corpus never showed. The final vocabulary may be smaller than
     ``vocab_size`` when the corpus has too few distinct merges.
 

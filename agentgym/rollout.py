@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from agentgym.chat import conversation, trajectory_tools
 from agentgym.envhost import Command, LocalEnvHost, ProcessEnvHost, Result
 from agentgym.errors import ConfigError
 from agentgym.hooks import Hook, HookList
@@ -98,24 +99,14 @@ class _Live:
 
 
 def build_messages(traj: Trajectory, observation: str, cfg: RolloutConfig) -> list[Message]:
-    """The conversation the policy sees before its next action.
+    """The conversation the policy sees before its next action (:func:`agentgym.chat.conversation`).
 
     >>> t = Trajectory("e", "t", "train", initial_observation="You are in a room.")
     >>> [m["role"] for m in build_messages(t, "You are in a room.", RolloutConfig())]
     ['user']
     """
-    messages: list[Message] = []
-    if cfg.system_prompt:
-        messages.append({"role": "system", "content": cfg.system_prompt})
-    messages.append({"role": "user", "content": traj.initial_observation})
-    turns = traj.turns
-    if cfg.context == "window" and len(turns) > cfg.window:
-        turns = turns[-cfg.window :]
-    for i, turn in enumerate(turns):
-        messages.append({"role": "assistant", "content": turn.action})
-        nxt = turns[i + 1].observation if i + 1 < len(turns) else observation
-        messages.append({"role": "user", "content": nxt})
-    return messages
+    window = cfg.window if cfg.context == "window" else None
+    return conversation(traj, system=cfg.system_prompt, window=window, observation=observation)
 
 
 def make_episodes(
@@ -244,6 +235,8 @@ class Rollout:
             )
             live[slot] = (idx, _Live(spec, traj))
             options = {"task_id": spec.task_id, "split": spec.split}
+            if self.policy.tool_format is not None:  # a tool env parses calls in the policy's format
+                options["tool_format"] = self.policy.tool_format
             commands.append(Command(slot, "reset", {"seed": spec.seed, "options": options}))
         return commands
 
@@ -262,6 +255,7 @@ class Rollout:
                 env_id=self.env_id,
                 task_id=st.spec.task_id,
                 reset_info=st.traj.reset_info,
+                tools=trajectory_tools(st.traj),
             )
             for st in ready
         ]

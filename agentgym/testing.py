@@ -1,9 +1,13 @@
-"""A small, fully specified text game for testing rollouts, hooks and plugins.
+"""Small, fully specified games for testing rollouts, hooks, plugins and tool calling.
 
 ``Countdown``: the agent starts at a number and must reach 0 with ``dec`` (−1) or ``inc`` (+1);
 reward 1 on reaching 0. With ``faults=True`` three extra actions inject failures so tests can
 prove a rollout survives them: ``crash`` raises, ``hang`` sleeps past any deadline (a Python-level
 hang) and ``hardhang`` ignores ``SIGALRM`` while sleeping (a hang a soft deadline cannot break).
+
+``ToolCalc``: a tool env (:class:`agentgym.tools.ToolEnv`). The task gives two numbers; tools
+``add(a, b)`` and ``answer(value)``; reward 1 when the answer is their sum (the episode ends at
+the first answer). The walkthrough calls ``add`` then ``answer`` in the Hermes format.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from agentgym.env import StepResult, TextEnv
+from agentgym.toolformats import get_format
+from agentgym.tools import ToolEnv, ToolError
 
 
 class CountdownEnv(TextEnv):
@@ -62,10 +68,70 @@ class CountdownEnv(TextEnv):
         return f"The counter shows {self.value}.", float(won), won, False, self._info(True)
 
 
+class ToolCalcEnv(ToolEnv):
+    splits = ("train", "test")
+
+    def __init__(self, *, n_tasks: int = 5, render_mode: str | None = None):
+        super().__init__(render_mode=render_mode)
+        self.n_tasks = n_tasks
+        self.a = self.b = 0
+        self.added = False
+
+    def task_ids(self, split: str) -> Sequence[str]:
+        return [f"toolcalc-{split}-{i}" for i in range(self.n_tasks)]
+
+    def tools(self) -> list[Any]:
+        return [self.add, self.answer]
+
+    def add(self, a: int, b: int) -> int:
+        """Add two integers.
+
+        Args:
+            a: the first number
+            b: the second number
+        """
+        self.added = self.added or {a, b} == {self.a, self.b}
+        return a + b
+
+    def answer(self, value: int) -> str:
+        """Give the final answer; this ends the episode.
+
+        Args:
+            value: the sum you computed
+        """
+        if value < 0:
+            raise ToolError("the answer cannot be negative")
+        won = value == self.a + self.b
+        self.finish(reward=float(won), won=won)
+        return "Correct." if won else "Wrong."
+
+    def step_info(self) -> dict[str, Any]:
+        return {"task": "add the two numbers", "progress": 0.5 * self.added, "state_key": str(self.added)}
+
+    def _reset_task(self, task_id: str) -> tuple[str, dict[str, Any]]:
+        i = int(task_id.rsplit("-", 1)[1])
+        self.a, self.b, self.added = 3 + 7 * i, 11 + 5 * i, False
+        hermes = get_format("hermes")
+        info = self.step_info()
+        info["walkthrough"] = [
+            hermes.render([{"name": "add", "arguments": {"a": self.a, "b": self.b}}]),
+            hermes.render([{"name": "answer", "arguments": {"value": self.a + self.b}}]),
+        ]
+        return f"What is {self.a} + {self.b}? Use the tools, then answer.", info
+
+
 def register_testing_envs() -> None:
-    """Register ``agentgym/Countdown-v0`` (alias ``countdown``) — used by the core's own tests."""
+    """Register ``agentgym/Countdown-v0`` (alias ``countdown``) and ``agentgym/ToolCalc-v0``
+    (alias ``toolcalc``) — used by the core's own tests."""
     from agentgym.registry import register
 
+    register(
+        "agentgym/ToolCalc-v0",
+        "agentgym.testing:ToolCalcEnv",
+        alias="toolcalc",
+        description="tiny tool-calling game for tests (add, answer)",
+        max_episode_steps=10,
+    )
     register(
         "agentgym/Countdown-v0",
         "agentgym.testing:CountdownEnv",

@@ -1,16 +1,8 @@
-"""Trajectories as token sequences for the model-based modules (SPA, IGPO, OPRL).
+"""Log-probabilities of token spans for the model-based modules (SPA, IGPO, OPRL).
 
-A trajectory is the conversation the policy saw (as :func:`agentgym.rollout.build_messages` builds
-it): ``[system], user = initial_observation, assistant = turn 0's action, user = turn 1's
-observation, ...``. The observation after turn t is ``turns[t+1].observation``; after the last turn
-it is ``traj.final_observation`` when the rollout recorded one (only IGPO reads it). The
-conversation is rendered with the tokenizer's chat template and tokenised message by message, so
-every action's token span is exact (the text the template puts around each role is learned once
-from a placeholder conversation and checked against one render per conversation; irregular
-templates fall back to rendering every prefix): the action's tokens are the rollout's ``turn.token_ids`` when
-known (then ``turn.logprobs`` line up with them), else the tokenised action text. The template must
-be prefix-stable (rendering k messages is a prefix of rendering k+1), which ChatML-style templates
-are; one that rewrites earlier turns is rejected with an explanation.
+Conversations become tokens in the core: :mod:`agentgym.chat` holds the one chat encoder
+(:class:`~agentgym.chat.ChatEncoder`, :func:`~agentgym.chat.conversation`, :class:`~agentgym.chat.Encoded`)
+shared by policies, trainers and credit modules; they are re-exported here for existing imports.
 
 :func:`spans_logprobs` runs one right-padded batched forward and returns the log-probabilities of the
 tokens in given spans (actions, a teacher-forced answer), projecting only those positions.
@@ -19,223 +11,25 @@ tokens in given spans (actions, a teacher-forced answer), projecting only those 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from agentgym.chat import ChatEncoder, Encoded, Message, conversation
 from agentgym.errors import ConfigError
-from agentgym.records import Trajectory
 
-Message = dict[str, str]
-
-#: messages of the probe conversation from which the template's per-role text is learned
-_PROBE = 6
-#: placeholder contents of the probe (private-use characters no template rewrites)
-_PLACEHOLDER = "\ue000{}\ue001"
-
-
-@dataclass
-class Encoded:
-    """Token ids of a conversation and where each piece sits."""
-
-    input_ids: list[int] = field(default_factory=list)
-    #: ``[start, end)`` of each assistant action's tokens, one per turn encoded
-    action_spans: list[tuple[int, int]] = field(default_factory=list)
-    #: token index just after each message (its closing tokens included)
-    message_ends: list[int] = field(default_factory=list)
-
-
-def conversation(
-    traj: Trajectory, *, system: str | None = None, final_observation: bool = False
-) -> list[Message]:
-    """The trajectory as chat messages (see the module docstring for what goes where)."""
-    first = traj.initial_observation or (traj.turns[0].observation if traj.turns else "")
-    messages: list[Message] = [{"role": "system", "content": system}] if system else []
-    messages.append({"role": "user", "content": first})
-    for t, turn in enumerate(traj.turns):
-        messages.append({"role": "assistant", "content": turn.action})
-        if t + 1 < len(traj.turns):
-            messages.append({"role": "user", "content": traj.turns[t + 1].observation})
-    final = getattr(traj, "final_observation", "")
-    if final_observation and traj.turns and final:
-        messages.append({"role": "user", "content": final})
-    return messages
-
-
-class ChatEncoder:
-    """Renders and tokenises conversations with a tokenizer's chat template, tracking action spans."""
-
-    def __init__(self, tokenizer: Any, *, system: str | None = None, use_rollout_tokens: bool = True):
-        if not getattr(tokenizer, "chat_template", None):
-            raise ConfigError(
-                f"{type(tokenizer).__name__} has no chat_template; credit modules render trajectories as chat "
-                "messages — set tokenizer.chat_template (e.g. ChatML) first"
-            )
-        self.tokenizer = tokenizer
-        self.system = system
-        self.use_rollout_tokens = use_rollout_tokens
-        #: template text around each message, learned per leading role sequence (None: irregular)
-        self._glue: dict[tuple[str, ...], list[tuple[str, str]] | None] = {}
-
-    def render(self, messages: Sequence[Message], *, add_generation_prompt: bool = False) -> str:
-        return self.tokenizer.apply_chat_template(
-            list(messages), tokenize=False, add_generation_prompt=add_generation_prompt
-        )
-
-    def tokens(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text, add_special_tokens=False)) if text else []
-
-    def encode_messages(
-        self,
-        messages: Sequence[Message],
-        *,
-        action_ids: Sequence[list[int] | None] = (),
-        add_generation_prompt: bool = False,
-    ) -> Encoded:
-        """Tokenise ``messages`` piece by piece; ``action_ids[k]`` replaces the k-th assistant text."""
-        pieces = self._fast_pieces(messages)
-        if pieces is None:
-            pieces = self._slow_pieces(messages)
-        texts: list[str] = []
-        for (header, content, closing), message in zip(pieces, messages):
-            # a non-assistant message is tokenised as one text, like the template's render of it
-            if message["role"] == "assistant":
-                texts += [header, content, closing]
-            else:
-                texts += [header + content + closing, "", ""]
-        if add_generation_prompt:
-            done = "".join(h + c + cl for h, c, cl in pieces)
-            texts.append(self._checked(self.render(messages, add_generation_prompt=True), done)[len(done) :])
-        token_lists = self._batch_tokens(texts)
-        enc = Encoded()
-        n_assistant = 0
-        for k, message in enumerate(messages):
-            header, content_ids, closing = token_lists[3 * k : 3 * k + 3]
-            enc.input_ids += header
-            if message["role"] == "assistant":
-                ids = action_ids[n_assistant] if n_assistant < len(action_ids) else None
-                if ids is not None:
-                    content_ids = list(ids)
-                    kept = self._strip_generated_stop(content_ids, pieces[k][2])
-                    closing = self.tokens(kept) if kept != pieces[k][2] else closing
-                start = len(enc.input_ids)
-                enc.input_ids += content_ids
-                enc.action_spans.append((start, len(enc.input_ids)))
-                n_assistant += 1
-            enc.input_ids += closing
-            enc.message_ends.append(len(enc.input_ids))
-        if add_generation_prompt:
-            enc.input_ids += token_lists[-1]
-        return enc
-
-    def _batch_tokens(self, texts: list[str]) -> list[list[int]]:
-        if not texts:
-            return []
-        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        return [list(x) if t else [] for x, t in zip(ids, texts)]
-
-    def _slow_pieces(self, messages: Sequence[Message]) -> list[tuple[str, str, str]]:
-        """``(header, content, closing)`` per message from prefix renders (2 renders per message).
-
-        Only assistant messages are split exactly; another message's text is all in ``header``.
-        """
-        out: list[tuple[str, str, str]] = []
-        prev = ""
-        for k, message in enumerate(messages):
-            if message["role"] == "assistant":
-                header = self._checked(self.render(messages[:k], add_generation_prompt=True), prev)
-                full = self._checked(self.render(messages[: k + 1]), header)
-                content = message["content"]
-                rest = full[len(header) :]
-                if not rest.startswith(content):
-                    raise ConfigError(
-                        "the chat template changes the assistant text (e.g. strips or rewrites it), so action "
-                        f"tokens cannot be located: {content[:40]!r} not found at the start of {rest[:60]!r}"
-                    )
-                out.append((header[len(prev) :], content, rest[len(content) :]))
-            else:
-                full = self._checked(self.render(messages[: k + 1]), prev)
-                out.append((full[len(prev) :], "", ""))
-            prev = full
-        return out
-
-    def _fast_pieces(self, messages: Sequence[Message]) -> list[tuple[str, str, str]] | None:
-        """Pieces from one render: the template's per-role text around each message is learned once
-        on a probe conversation with placeholder contents, then checked against the real render.
-
-        None when the template is not that regular (the slow path then renders every prefix).
-        """
-        roles = tuple(m["role"] for m in messages)
-        probe_roles = roles[:_PROBE]
-        if probe_roles not in self._glue:
-            self._glue[probe_roles] = self._learn_glue(probe_roles)
-        glue = self._glue[probe_roles]
-        if glue is None:
-            return None
-        # after the probe, each role's text is the one of its last occurrence (never the first message)
-        by_role = {r: g for r, g in list(zip(probe_roles, glue))[1:]}
-        pieces = []
-        for k, message in enumerate(messages):
-            around = glue[k] if k < len(glue) else by_role.get(message["role"])
-            if around is None:
-                return None
-            pieces.append((around[0], message["content"], around[1]))
-        if "".join(h + c + cl for h, c, cl in pieces) != self.render(messages):
-            return None
-        return pieces
-
-    def _learn_glue(self, roles: tuple[str, ...]) -> list[tuple[str, str]] | None:
-        probe = [{"role": r, "content": _PLACEHOLDER.format(k)} for k, r in enumerate(roles)]
-        try:
-            pieces = self._slow_pieces(probe)
-        except ConfigError:
-            return None
-        glue = []
-        for k, (header, content, closing) in enumerate(pieces):
-            text, mark = header + content + closing, _PLACEHOLDER.format(k)
-            at = text.find(mark)
-            if at < 0:
-                return None
-            glue.append((text[:at], text[at + len(mark) :]))
-        return glue
-
-    def encode(self, traj: Trajectory, *, final_observation: bool = False) -> Encoded:
-        """The whole trajectory, one action span per turn."""
-        messages = conversation(traj, system=self.system, final_observation=final_observation)
-        ids = [self.rollout_ids(t) for t in traj.turns]
-        return self.encode_messages(messages, action_ids=ids)
-
-    def generation_prompt(self, messages: Sequence[Message]) -> list[int]:
-        """The tokens the template adds to open an assistant reply after ``messages``."""
-        base = self.render(messages)
-        return self.tokens(
-            self._checked(self.render(messages, add_generation_prompt=True), base)[len(base) :]
-        )
-
-    def rollout_ids(self, turn: Any) -> list[int] | None:
-        if self.use_rollout_tokens and turn.token_ids:
-            return list(turn.token_ids)
-        return None
-
-    def _strip_generated_stop(self, ids: list[int], closing: str) -> str:
-        """Rollout tokens often end with the stop token the template also writes: keep it once."""
-        last = self.tokenizer.convert_ids_to_tokens(ids[-1]) if ids else None
-        if (
-            isinstance(last, str)
-            and last in getattr(self.tokenizer, "all_special_tokens", [])
-            and closing.startswith(last)
-        ):
-            return closing[len(last) :]
-        return closing
-
-    @staticmethod
-    def _checked(text: str, prefix: str) -> str:
-        if not text.startswith(prefix):
-            raise ConfigError(
-                "the chat template is not prefix-stable (rendering more messages rewrote earlier ones, e.g. it "
-                "drops past reasoning); credit modules need a template such as ChatML where each message is "
-                "appended as is"
-            )
-        return text
+__all__ = [  # the chat encoder is re-exported from the core
+    "ChatEncoder",
+    "Encoded",
+    "Message",
+    "PackedRow",
+    "conversation",
+    "model_device",
+    "packed_logprobs",
+    "pad_batch",
+    "pad_id_of",
+    "spans_logprobs",
+    "supports_custom_masks",
+]
 
 
 def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any]:

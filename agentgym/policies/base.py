@@ -25,6 +25,8 @@ class PolicyInput:
     task_id: str = ""
     #: reset info of the episode (holds the walkthrough for oracle policies)
     reset_info: dict[str, Any] = field(default_factory=dict)
+    #: JSON schemas of the env's tools (``apply_chat_template(tools=...)`` / OpenAI ``tools=``), None without tools
+    tools: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -41,6 +43,9 @@ class Policy:
     """Base class; subclasses implement :meth:`act`."""
 
     name: str = "policy"
+    #: the text format of the tool calls in this policy's actions (see agentgym.toolformats); None:
+    #: the policy writes no tool calls of its own (scripted policies), tool envs then use their default
+    tool_format: str | None = None
 
     def act(self, batch: Sequence[PolicyInput]) -> list[ActionOutput]:
         raise NotImplementedError

@@ -1,7 +1,10 @@
 """A local transformers causal LM as a policy: one batched ``generate`` per rollout turn.
 
-Prompts are rendered with the tokenizer's chat template (``add_generation_prompt=True``) and
-left-padded, so every env of a turn is served by a single ``generate`` call. Generation stops at
+Prompts are tokenised by the core chat encoder (:meth:`agentgym.chat.ChatEncoder.prompt_ids`: the
+tokenizer's chat template with ``add_generation_prompt=True`` and the env's ``tools``, the same
+tokens trainers and credit modules recompute) and left-padded, so every env of a turn is served by
+a single ``generate`` call. Tool calls are written in the format the chat template teaches
+(``tool_format``, from :func:`agentgym.toolformats.detect_tool_format`; Hermes when it shows none). Generation stops at
 eos or ``<|im_end|>``. Each action comes back with its generated token ids (the final stop token
 included when it was generated, padding never) and their log-probs.
 
@@ -22,8 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agentgym.chat import ChatEncoder, Tools
 from agentgym.errors import ConfigError, PolicyError
 from agentgym.policies.base import ActionOutput, Message, Policy, PolicyInput
+from agentgym.toolformats import DEFAULT_TOOL_FORMAT, detect_tool_format
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,8 @@ class HFPolicy(Policy):
         if not self.stop_ids:
             raise ConfigError(f"tokenizer of {self.model_name!r} has neither an eos token nor <|im_end|>")
         self.max_positions = getattr(model.config, "max_position_embeddings", None)
+        self.encoder = ChatEncoder(tokenizer, use_rollout_tokens=False)
+        self.tool_format = detect_tool_format(tokenizer.chat_template) or DEFAULT_TOOL_FORMAT
         self.reset(seed)
 
     def reset(self, seed: int | None = None) -> None:
@@ -111,7 +118,7 @@ class HFPolicy(Policy):
         self._calls = 0
 
     def act(self, batch: Sequence[PolicyInput]) -> list[ActionOutput]:
-        return self.generate([item.messages for item in batch])
+        return self.generate([item.messages for item in batch], tools=[item.tools for item in batch])
 
     def generate(
         self,
@@ -119,17 +126,20 @@ class HFPolicy(Policy):
         sampling: SamplingParams | None = None,
         *,
         seed: int | None = None,
+        tools: Sequence[Tools] | None = None,
     ) -> list[ActionOutput]:
-        """One batched ``generate`` over ``messages_batch`` (``sampling`` overrides the policy's)."""
+        """One batched ``generate`` over ``messages_batch`` (``sampling`` overrides the policy's);
+        ``tools[i]`` are the tool schemas of conversation i (None: no tools)."""
         import torch
 
         if not messages_batch:
             return []
         sampling = sampling or self.sampling
-        prompts = [render_prompt(self.tokenizer, messages) for messages in messages_batch]
-        enc = self.tokenizer(
-            prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
-        ).to(self.device)
+        tools = list(tools) if tools is not None else [None] * len(messages_batch)
+        if len(tools) != len(messages_batch):
+            raise ConfigError(f"got {len(messages_batch)} conversations but {len(tools)} tool lists")
+        prompts = [prompt_ids(self.encoder, m, t) for m, t in zip(messages_batch, tools)]
+        enc = _left_pad(prompts, self.tokenizer.pad_token_id, self.device)
         prompt_len = enc["input_ids"].shape[1]
         if self.max_positions and prompt_len + sampling.max_new_tokens > self.max_positions:
             raise PolicyError(
@@ -199,11 +209,24 @@ class HFPolicy(Policy):
         )
 
 
-def render_prompt(tokenizer: Any, messages: list[Message]) -> str:
-    """The chat-template text of ``messages`` followed by the assistant generation prompt."""
+def prompt_ids(encoder: ChatEncoder, messages: list[Message], tools: Tools = None) -> list[int]:
+    """The prompt tokens of ``messages`` (+ generation prompt), as the core chat encoder gives them."""
     if not messages:
         raise PolicyError("a policy input has no messages; expected at least the first observation")
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return encoder.prompt_ids(messages, tools=tools)
+
+
+def _left_pad(rows: Sequence[list[int]], pad_id: int, device: Any) -> dict[str, Any]:
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), int(pad_id), dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if row:
+            ids[i, width - len(row) :] = torch.as_tensor(row, dtype=torch.long)
+            mask[i, width - len(row) :] = 1
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
 
 
 def sequence_logprobs(
@@ -214,6 +237,7 @@ def sequence_logprobs(
     *,
     temperature: float = 1.0,
     grad: bool = False,
+    tools: Sequence[Tools] | None = None,
 ) -> list[Any]:
     """Teacher-forced log-probs of each action's tokens after its prompt (same convention as HFPolicy).
 
@@ -229,10 +253,10 @@ def sequence_logprobs(
         )
     if temperature <= 0:
         raise ConfigError(f"temperature must be > 0 for log-probs, got {temperature}")
-    prompt_ids = [
-        tokenizer(render_prompt(tokenizer, m), add_special_tokens=False)["input_ids"] for m in messages_batch
-    ]
-    seqs = [list(p) + [int(t) for t in a] for p, a in zip(prompt_ids, action_token_ids_batch)]
+    encoder = ChatEncoder(tokenizer, use_rollout_tokens=False)
+    tools = list(tools) if tools is not None else [None] * len(messages_batch)
+    prompts = [prompt_ids(encoder, m, t) for m, t in zip(messages_batch, tools)]
+    seqs = [list(p) + [int(t) for t in a] for p, a in zip(prompts, action_token_ids_batch)]
     width = max(len(s) for s in seqs)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     device = next(model.parameters()).device
@@ -243,7 +267,7 @@ def sequence_logprobs(
         logits = model(input_ids=input_ids, attention_mask=mask).logits.float() / temperature
         logp = torch.log_softmax(logits, dim=-1)
         out = []
-        for i, (p, a) in enumerate(zip(prompt_ids, action_token_ids_batch)):
+        for i, (p, a) in enumerate(zip(prompts, action_token_ids_batch)):
             start, n = len(p), len(a)
             # logits at position t predict token t+1
             rows = logp[i, start - 1 : start - 1 + n]

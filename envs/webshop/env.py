@@ -1,11 +1,18 @@
-"""``agentgym/WebShop-v0``: a text web shop where the agent searches, inspects and buys a product.
+r"""``agentgym/WebShop-v0``: a text web shop where the agent searches, inspects and buys a product.
 
 A reimplementation of the WebShop text environment (Yao et al., 2022) on the original release
-files. Pages and transitions follow the original site: search -> results (10 a page, at most 50
-hits) -> item (options, Description / Features / Reviews, Buy Now) -> done. Actions are
-``search[keywords]`` on the search page and ``click[value]`` for any of the page's clickables.
-Buying ends the episode with the original reward (:mod:`envs.webshop.reward`); every other
-step gives 0. A malformed or impossible action leaves the state unchanged and says why.
+files, following princeton-nlp/WebShop@64fa2a5 (``web_agent_site/envs/web_agent_text_env.py``:
+``WebAgentTextEnv.step``, ``SimServer.receive``; ``engine/engine.py``: ``parse_action``). Pages:
+search -> results (10 a page, at most 50 hits) -> item (options, Description / Features /
+Reviews, Buy Now) -> done. An action is parsed with the original's ``re.match(r"(.+)\[(.+)\]")``
+(so ``Click[...]`` is no action and arguments are not stripped); the argument is lower-cased.
+``search[keywords]`` is accepted on every page (it starts a new search); ``click[value]`` must
+name one of the page's clickables (not the search button) and is dispatched in the original's
+order (Buy Now, Back to Search, Next > / < Prev by page, the sub-page buttons, then product links
+and options). Buying ends the episode with the original reward (:mod:`envs.webshop.reward`);
+every other step gives 0. Any other action returns the unchanged page (``valid_action`` False);
+``invalid_action_feedback=True`` shows why instead (not the original's; better for training).
+Without a task id, goals are drawn with probability proportional to their ``weight``.
 
 The catalogue, its search index and the goals are built once per process and shared by every
 env with the same data settings (:func:`load_shop`). The env knows the target, so each ``info``
@@ -22,6 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import gymnasium as gym
+import numpy as np
+
 from agentgym.env import StepResult, TextEnv
 from agentgym.errors import ConfigError
 from envs.webshop import pages
@@ -31,7 +41,11 @@ from envs.webshop.goals import GOAL_KINDS, Goal
 from envs.webshop.reward import compute_reward, goal_option_values
 from envs.webshop.shop import Shop, load_shop
 
-_ACTION = re.compile(r"^\s*([A-Za-z_]+)\s*\[(.*)\]\s*$", re.DOTALL)
+#: the original's parse_action pattern (used with re.match: anchored at the start only)
+_ACTION = re.compile(r"(.+)\[(.+)\]")
+#: the sub-page buttons, keyed as the original matches them (lower-cased)
+_SUB_PAGES = {b.lower(): b for b in pages.SUB_PAGES}
+GOAL_SAMPLING = ("weight", "uniform")
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,13 @@ class WebShopConfig:
     bm25_b: float = 0.4
     #: hits a search returns (the original's SEARCH_RETURN_N)
     max_hits: int = 50
+    #: goals drawn when reset() names no task: "weight" (the original's, by Goal.weight) or "uniform"
+    goal_sampling: str = "weight"
+    #: False: an invalid action returns the unchanged page (the original's); True: the
+    #: observation says what was wrong and what the page accepts (better for training)
+    invalid_action_feedback: bool = False
+    #: spaCy model for the type score's nouns of names not in title_nouns.json (None: stand-in)
+    spacy_model: str | None = "en_core_web_sm"
 
     def __post_init__(self) -> None:
         if self.goals not in GOAL_KINDS:
@@ -74,6 +95,8 @@ class WebShopConfig:
             raise ConfigError(f"num_products={self.num_products}; expected a positive int or None")
         if self.search_candidates < 1:
             raise ConfigError(f"search_candidates={self.search_candidates}; expected >= 1")
+        if self.goal_sampling not in GOAL_SAMPLING:
+            raise ConfigError(f"goal_sampling={self.goal_sampling!r}; expected one of {list(GOAL_SAMPLING)}")
         if self.max_hits < 1:
             raise ConfigError(f"max_hits={self.max_hits}; expected >= 1")
         if self.bm25_k1 < 0 or not 0 <= self.bm25_b <= 1:
@@ -120,6 +143,7 @@ class WebShopEnv(TextEnv):
         self.config = config if config is not None else WebShopConfig.from_kwargs(**kwargs)
         self.shop: Shop = load_shop(self.config)
         self.session: Session | None = None
+        self._cum_weights: dict[str, np.ndarray] = {}
 
     # ---- tasks ------------------------------------------------------------------------------
     def task_ids(self, split: str) -> Sequence[str]:
@@ -141,6 +165,36 @@ class WebShopEnv(TextEnv):
             )
         return idx
 
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """As :meth:`TextEnv.reset`; without a ``task_id`` the goal of the split is drawn by
+        ``goal_sampling`` (by weight, as the original's ``SimServer.receive``)."""
+        options = dict(options or {})
+        if options.get("task_id") is None and self.config.goal_sampling == "weight":
+            gym.Env.reset(self, seed=seed)  # seeds self.np_random; TextEnv.reset below reuses it
+            seed = None
+            split = options.get("split", self.splits[0])
+            if split in self.shop.splits:
+                options["task_id"], options["split"] = self.sample_task(split), split
+        return super().reset(seed=seed, options=options)
+
+    def sample_task(self, split: str) -> str:
+        """A goal of ``split`` drawn with probability proportional to its weight.
+
+        That is the intent of the original's ``utils.random_idx``; as written it returns
+        ``bisect(cum_weights, pos)`` with ``cum_weights`` starting at 0 and no ``- 1``, which hands
+        each goal's weight to the next goal (goal 0 is never drawn). That slip is not copied."""
+        ids = self.shop.splits[split]
+        if len(ids) == 0:
+            raise ConfigError(f"split {split!r} has no tasks")
+        cum = self._cum_weights.get(split)
+        if cum is None:
+            cum = np.cumsum([self.shop.goals[i].weight for i in ids], dtype=np.float64)
+            self._cum_weights[split] = cum
+        pos = self.np_random.uniform(0.0, cum[-1])
+        return str(ids[min(int(np.searchsorted(cum, pos, side="right")), len(ids) - 1)])
+
     def _reset_task(self, task_id: str) -> tuple[str, dict[str, Any]]:
         idx = self._goal_index(task_id)
         goal = self.shop.goals[idx]
@@ -149,29 +203,29 @@ class WebShopEnv(TextEnv):
 
     # ---- stepping ---------------------------------------------------------------------------
     def _step(self, action: str) -> StepResult:
-        if self._require_session().done:
+        s = self._require_session()
+        if s.done:
             return self._invalid("The episode is over (the product was bought).")
         m = _ACTION.match(action)
         if m is None:
             return self._invalid(f"Could not parse the action {action[:80]!r}.")
-        name, arg = m.group(1).lower(), m.group(2).strip()
+        name, arg = m.group(1), m.group(2).lower()
         if name == "search":
             return self._search(arg)
         if name == "click":
             return self._click(arg)
-        return self._invalid(f"Unknown action {name!r}; only search[...] and click[...] exist.")
+        return self._invalid(f"Unknown action {name[:40]!r}; only search[...] and click[...] exist.")
 
     def _invalid(self, problem: str) -> StepResult:
-        return self.invalid_action(problem, info=self._info(False))
+        info = self._info(False)
+        if self.config.invalid_action_feedback:
+            return self.invalid_action(problem, info=info)
+        return self._observe(), 0.0, False, False, info  # the original: the unchanged page
 
     def _search(self, keywords: str) -> StepResult:
         s = self._require_session()
-        if not s.page.has_search_bar():
-            return self._invalid("There is no search bar on this page; click[back to search] first.")
-        if not keywords:
-            return self._invalid("search[] needs keywords, e.g. search[red running shoes].")
-        s.keywords = keywords.lower()
-        s.hits = self.shop.engine.search(s.keywords, k=self.config.max_hits)
+        s.keywords = keywords
+        s.hits = self.shop.engine.search(keywords, k=self.config.max_hits)
         return self._show_results(page_no=1)
 
     def _show_results(self, page_no: int) -> StepResult:
@@ -185,43 +239,36 @@ class WebShopEnv(TextEnv):
         return self._result()
 
     def _click(self, target: str) -> StepResult:
+        """``target`` (lower-cased) dispatched in the order of the original ``SimServer.receive``."""
         s = self._require_session()
         clickables = s.page.clickables()
-        el = clickables.get(target) or clickables.get(target.lower())
-        if target.lower() == "search" and s.page.has_search_bar():
-            return self._invalid("Use search[keywords] to search.")
-        if el is None:
-            shown = ", ".join(k for k in clickables if k != "search") or "(none)"
+        if target == pages.SEARCH.lower() or target not in clickables:
+            shown = ", ".join(k for k in clickables if k != "search") or "(none: use search[keywords])"
             return self._invalid(f"{target[:80]!r} is not clickable on this page. Clickables: {shown}.")
-        if el.kind == "product":
-            s.asin = el.text
-            s.visited.add(el.text)
-            return self._show_item()
-        if el.kind == "option":
-            s.options[el.group] = el.text
-            return self._show_item()
-        return self._press(el.text)
-
-    def _press(self, button: str) -> StepResult:
-        s = self._require_session()
-        if button == pages.BACK_TO_SEARCH:
+        el, page = clickables[target], s.page.name
+        if target == pages.BUY_NOW.lower():
+            return self._buy()
+        if target == pages.BACK_TO_SEARCH.lower():
             s.keywords, s.hits, s.asin, s.options, s.visited = None, [], None, {}, set()
             s.page = pages.search_page(s.goal.instruction_text)
             return self._result()
-        if button == pages.NEXT_PAGE:
+        if target == pages.NEXT_PAGE.lower() and page == "results":
             return self._show_results(s.page_no + 1)
-        if button == pages.PREV_PAGE:
-            if s.page.name == "results":
-                return self._show_results(s.page_no - 1)
-            if s.page.name == "item":
-                return self._show_results(s.page_no)
-            return self._show_item()  # from a sub-page back to its item
-        if button in pages.SUB_PAGES:
-            s.page = pages.sub_page(s.goal.instruction_text, self._product(), button)
+        if target == pages.PREV_PAGE.lower() and page == "results":
+            return self._show_results(s.page_no - 1)
+        if target == pages.PREV_PAGE.lower() and page.startswith("sub:"):
+            return self._show_item()
+        if target == pages.PREV_PAGE.lower() and page == "item":
+            return self._show_results(s.page_no)
+        if target in _SUB_PAGES:
+            s.page = pages.sub_page(s.goal.instruction_text, self._product(), _SUB_PAGES[target])
             return self._result()
-        if button == pages.BUY_NOW:
-            return self._buy()
-        raise AssertionError(f"unhandled button {button!r}")  # pages and env out of sync: a bug
+        if el.kind == "product":
+            s.asin = el.text
+            s.visited.add(el.text)
+        elif el.kind == "option":
+            s.options[el.group] = el.text
+        return self._show_item()
 
     def _show_item(self) -> StepResult:
         s = self._require_session()
@@ -234,7 +281,7 @@ class WebShopEnv(TextEnv):
         s = self._require_session()
         product = self._product()
         price = self.shop.prices[product.asin]
-        breakdown = compute_reward(product, s.goal, price=price, options=s.options)
+        breakdown = compute_reward(product, s.goal, price=price, options=s.options, nouns=self.shop.nouns)
         s.done, s.reward = True, breakdown.reward
         s.page = pages.done_page(breakdown.reward, product.asin, s.options)
         info = self._info(valid=True)

@@ -6,8 +6,10 @@ As the original ``goal.py`` builds them:
   price; if at least two remain, sample two and cap at the larger (", and price lower than X.00
   dollars" is appended to the instruction), else the cap is 1e6 and nothing is appended.
 * **Synthetic goals.** One goal per combination of the product's options (names sorted), written
-  as "<instruction> with name: value, and name2: value2"; ``goal_options`` is that dict; weight =
-  mean over its attributes of 1 / (number of goals that have the attribute).
+  as "<instruction> with name: value, and name2: value2"; ``goal_options`` is that dict (the
+  reward scores its ``(name, value)`` pairs, see :mod:`envs.webshop.reward`); weight = mean over
+  its attributes of 1 / (number of goals that have the attribute). Without a task id the env
+  draws goals by weight.
 * **Human goals.** One per human instruction with at least one attribute; ``goal_options`` is the
   list of option values the worker chose; weight 1.
 * **Order and splits.** Goals are shuffled with ``random.Random(seed)`` (seed 233 as in the

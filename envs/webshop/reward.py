@@ -1,141 +1,114 @@
 """The WebShop purchase reward, part by part (type, attributes, options, price).
 
-Follows the original ``get_reward``:
+Ported from the original ``get_reward`` and its parts (princeton-nlp/WebShop@64fa2a5,
+``web_agent_site/engine/goal.py``; ``normalize_color`` from ``engine/normalize.py``):
 
     r = r_type * (n_attr + n_option + [price <= price_upper]) / (|attributes| + |goal options| + 1)
 
 * **type**: ``r_type`` is 1, 0.5 when neither the query, two product-category levels nor more than
-  0.2 of the goal title's nouns match, 0.1 when that noun overlap is below 0.1 and 0 when it is 0.
+  0.2 of the goal name's nouns match, 0.1 when that noun overlap is below 0.1 and 0 when it is 0.
+  The nouns are spaCy's (:mod:`envs.webshop.nouns`: recorded for the shipped catalogue, live spaCy,
+  a stand-in only as a last resort; the breakdown's ``noun_extractor`` says which).
 * **attributes**: a goal attribute counts when ``token_set_ratio > 85`` against a product
   attribute, or when it is a substring of the lower-cased title, bullet points or description.
 * **options**: each goal option counts (at most once) when some selected option value scores
   ``token_set_ratio > 85`` against it, both sides passed through :func:`normalize_color`.
-  (The original passes a synthetic goal's options as ``(name, value)`` tuples that thefuzz turns
-  into the text ``"name value"``; we compare against the values, which ranks the same options.)
+  A synthetic goal's options are the ``(name, value)`` pairs of its dict, as the original passes
+  them: ``normalize_color`` only fires on a pair when one of its elements *is* a colour word
+  (``word in tuple``), and thefuzz compares against the pair's text, ``str(pair)``, which its
+  processing turns into ``"name value"``. Human goals list plain values.
 * **price**: 1 when the price paid is at most the goal's cap.
 
-Stand-ins: rapidfuzz's ``token_set_ratio`` with its default processor replaces thefuzz's (same
-0–100 scale, rounded to an integer as thefuzz does); :func:`title_nouns` replaces spaCy's
-noun/proper-noun tagging (the spaCy model is not installable here) and its version is recorded
-in every reward breakdown.
+thefuzz's ``token_set_ratio`` (``force_ascii``: characters 128-255 dropped, then lower-cased
+alphanumeric tokens, rounded to an int) is computed with rapidfuzz, as thefuzz >= 0.20 does. The
+original pins thefuzz 0.19.0, which without python-Levenshtein uses difflib's ratio; on the shipped
+data the two agree on every ``> 85`` decision (18,816 attribute and 32,120 option pairs checked).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from rapidfuzz import fuzz
 from rapidfuzz.utils import default_process
 
+from envs.webshop.nouns import STAND_IN_VERSION, NounTagger
+
 if TYPE_CHECKING:
     from envs.webshop.data import Product
     from envs.webshop.goals import Goal
 
 FUZZY_THRESHOLD = 85
-NOUN_EXTRACTOR_VERSION = "webshop-nouns-v1"
+#: a name -> (nouns, source label) function (see :class:`envs.webshop.nouns.NounTagger`)
+Nouns = Callable[[str], tuple[list[str], str]]
 
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
-# Colour words in alphabetical order: the first one found names the colour (the original's rule,
-# so "wine red" and "dark red" both normalise to "red").
-COLOR_WORDS: tuple[str, ...] = tuple(
-    sorted(
-        _words(
-            """
-        amber apricot aqua aubergine azure beige black blue blush bronze brown burgundy camel camo
-        caramel champagne charcoal cherry chestnut chocolate cobalt coffee cognac copper coral cream
-        crimson cyan denim ebony emerald espresso fuchsia gold graphite gray green grey gunmetal
-        hazel honey indigo ivory jade khaki lavender lemon leopard lilac lime magenta mahogany maroon
-        mauve mint mocha mulberry multicolor mustard navy nude oatmeal olive onyx orange orchid peach
-        pearl pewter pink platinum plum purple rainbow raspberry red rose ruby rust salmon sand
-        sapphire scarlet sienna silver slate smoke stone tan taupe teal turquoise violet
-        walnut wheat white wine yellow
-        """
-        )
-    )
+# The original COLOR_SET (engine/normalize.py), in its order: the first one contained wins.
+# fmt: off
+COLOR_SET: tuple[str, ...] = (
+    "alabaster", "apricot", "aqua", "ash", "asphalt", "azure", "banana", "beige", "black", "blue",
+    "blush", "bordeaux", "bronze", "brown", "burgundy", "camel", "camo", "caramel", "champagne",
+    "charcoal", "cheetah", "chestnut", "chocolate", "christmas", "coffee", "cognac", "copper",
+    "coral", "cranberry", "cream", "crystal", "dark", "denim", "eggplant", "elephant", "espresso",
+    "fuchsia", "gold", "granite", "grape", "graphite", "grass", "gray", "green", "grey", "heather",
+    "indigo", "ivory", "ivy", "khaki", "lavender", "lemon", "leopard", "light", "lilac", "lime",
+    "magenta", "maroon", "mauve", "merlot", "midnight", "mint", "mocha", "multicolor", "mushroom",
+    "mustard", "natural", "navy", "nude", "olive", "orange", "peach", "pewter", "pink", "plum",
+    "purple", "rainbow", "red", "rose", "royal", "rust", "sand", "sapphire", "seashell", "silver",
+    "skull", "slate", "steel", "stone", "stonewash", "sunflower", "tan", "taupe", "teal", "tiger",
+    "turquoise", "violet", "walnut", "wheat", "white", "wine", "yellow",
 )
-
-# Words the noun stand-in drops: function words, then size, unit and common adjective words.
-_STOPWORDS = _words(
-    """
-    a about above after again against all also am an and any are as at be been before being below
-    between both but by can could did do does doing down during each else few for from further had
-    has have having he her here hers him his how i if in into is it its itself just me more most my
-    no nor not of off on once only or other our ours out over own same she should so some such than
-    that the their theirs them then there these they this those through to too under until up upon
-    very was we were what when where which while who whom why will with within without would you
-    your yours per via plus incl
-    """
-)
-_SIZE_WORDS = _words(
-    """
-    small medium large xl xxl xxxl xs xxs big mini petite regular tall wide narrow king queen twin
-    full size sizes extra jumbo
-    """
-)
-_UNIT_WORDS = _words(
-    """
-    oz ounce ounces fl inch inches in cm mm ml lb lbs pound pounds kg gram grams pack packs pcs pc
-    piece pieces count ct feet ft foot yard yards meter meters liter liters litre gallon gallons qt
-    quart quarts watt watts volt volts mah gb tb mb hz ghz mhz mg dozen pair pairs
-    """
-)
-_ADJECTIVES = _words(
-    """
-    new natural organic premium portable soft durable waterproof lightweight adjustable
-    professional easy high low best great perfect cute casual elegant sexy comfortable classic
-    modern vintage original pure fresh free compatible wireless electric digital stainless heavy
-    long short slim multi super ultra light dark deep bright clear hot cold warm cool real
-    universal simple smart fashionable stylish luxury beautiful pretty handmade decorative
-    rustic unique practical reusable safe healthy sweet delicious non different various
-    """
-)
-_DROP = _STOPWORDS | _SIZE_WORDS | _UNIT_WORDS | _ADJECTIVES | frozenset(COLOR_WORDS)
-_LETTERS = re.compile(r"[^\W\d_]+")
+# fmt: on
+_LATIN1 = dict.fromkeys(range(128, 256))
 
 
-def normalize_color(value: str) -> str:
-    """The first colour word inside ``value``, else ``value`` itself.
+def normalize_color(value: str | tuple[str, ...]) -> str | tuple[str, ...]:
+    """The first :data:`COLOR_SET` word in ``value``, else ``value`` (the original's rule).
 
-    >>> normalize_color("wine red"), normalize_color("x-large")
-    ('red', 'x-large')
+    For a string that is substring containment; for a synthetic goal's ``(name, value)`` pair it
+    is tuple membership, so only an element that equals a colour word counts.
+
+    >>> normalize_color("wine red"), normalize_color("x-large"), normalize_color("dash")
+    ('red', 'x-large', 'ash')
+    >>> normalize_color(("color", "navy blue")), normalize_color(("color", "navy"))
+    (('color', 'navy blue'), 'navy')
     """
-    for color in COLOR_WORDS:
+    for color in COLOR_SET:
         if color in value:
             return color
     return value
 
 
-def title_nouns(text: str) -> list[str]:
-    """Stand-in for spaCy's NOUN/PROPN tokens: lower-cased alphabetic words of 2+ letters, minus
-    function, colour, size, unit and common adjective words (version ``NOUN_EXTRACTOR_VERSION``).
-
-    >>> title_nouns("Women's Black Leather Sandal, 2 Pack")
-    ['women', 'leather', 'sandal']
-    """
-    return [w for w in _LETTERS.findall(text.lower()) if len(w) > 1 and w not in _DROP]
+#: the default noun source of :func:`type_reward` / :func:`compute_reward` when none is passed
+#: (the env passes its shop's :class:`NounTagger`)
+STAND_IN_NOUNS = NounTagger(spacy_model=None)
 
 
-def fuzzy_score(a: str, b: str) -> int:
-    """thefuzz-style ``token_set_ratio``: processed (lower-case, alphanumerics), rounded to an int."""
-    return round(fuzz.token_set_ratio(a, b, processor=default_process))
+def fuzz_text(value: object) -> str:
+    """thefuzz's processing with ``force_ascii``: ``str()``, characters 128-255 dropped, then
+    lower-cased alphanumeric tokens (``('color', 'green2')`` -> ``"color    green2"``)."""
+    return default_process(str(value).translate(_LATIN1))
+
+
+def fuzzy_score(a: object, b: object) -> int:
+    """thefuzz's ``token_set_ratio(a, b)``: processed as :func:`fuzz_text`, rounded to an int."""
+    pa, pb = fuzz_text(a), fuzz_text(b)
+    if not pa or not pb:
+        return 0
+    return round(fuzz.token_set_ratio(pa, pb, processor=None))
 
 
 # ---- the four parts ------------------------------------------------------------------------
-def type_reward(purchased: Product, goal: Goal) -> dict[str, Any]:
-    """``r_type`` with its evidence: query match, category match (>= 2 levels), title noun overlap."""
+def type_reward(purchased: Product, goal: Goal, nouns: Nouns = STAND_IN_NOUNS) -> dict[str, Any]:
+    """``r_type`` with its evidence: query match, category match (>= 2 levels), name noun overlap."""
     query_match = purchased.query == goal.query
     bought_levels = {x.strip() for x in purchased.product_category.split("›")}
     goal_levels = {x.strip() for x in goal.product_category.split("›")}
     category_match = len(bought_levels & goal_levels) >= 2
-    bought_nouns = set(title_nouns(purchased.name))
-    goal_nouns = title_nouns(goal.name)
+    bought, bought_source = nouns(purchased.name)
+    goal_nouns, goal_source = nouns(goal.name)
+    bought_nouns = set(bought)
     if goal_nouns:
         title_score = len(bought_nouns & set(goal_nouns)) / len(goal_nouns)
     else:
@@ -152,6 +125,7 @@ def type_reward(purchased: Product, goal: Goal) -> dict[str, Any]:
         "query_match": query_match,
         "category_match": category_match,
         "title_score": title_score,
+        "noun_extractor": goal_source if goal_source == bought_source else f"{goal_source}; {bought_source}",
     }
 
 
@@ -167,8 +141,9 @@ def attribute_matches(purchased: Product, goal_attributes: Sequence[str]) -> int
     return n
 
 
-def option_matches(selected: Iterable[str], goal_options: Iterable[str]) -> int:
-    """How many goal options some selected option value matches (colour-normalised, fuzzy)."""
+def option_matches(selected: Iterable[str], goal_options: Iterable[str | tuple[str, ...]]) -> int:
+    """How many goal options (values, or synthetic ``(name, value)`` pairs) some selected option
+    value matches, colour-normalised and fuzzy; each goal option counts at most once."""
     chosen = [normalize_color(o) for o in selected]
     n = 0
     for g_option in goal_options:
@@ -199,7 +174,7 @@ class RewardBreakdown:
     num_option_matches: int
     r_price: bool
     w_price: float
-    noun_extractor: str = NOUN_EXTRACTOR_VERSION
+    noun_extractor: str = f"stand-in {STAND_IN_VERSION}"
 
     def as_info(self) -> dict[str, Any]:
         return asdict(self)
@@ -212,13 +187,26 @@ def goal_option_values(goal_options: Mapping[str, str] | Sequence[str]) -> list[
     return [str(v) for v in goal_options]
 
 
+def goal_option_items(goal_options: Mapping[str, str] | Sequence[str]) -> list[str | tuple[str, ...]]:
+    """What the original scores against: a synthetic goal's ``(name, value)`` pairs (its
+    ``dict.items()``), a human goal's values."""
+    if isinstance(goal_options, Mapping):
+        return [(str(k), str(v)) for k, v in goal_options.items()]
+    return [str(v) for v in goal_options]
+
+
 def compute_reward(
-    purchased: Product, goal: Goal, *, price: float, options: Mapping[str, str]
+    purchased: Product,
+    goal: Goal,
+    *,
+    price: float,
+    options: Mapping[str, str],
+    nouns: Nouns = STAND_IN_NOUNS,
 ) -> RewardBreakdown:
     """Score buying ``purchased`` at ``price`` with the selected ``options`` against ``goal``."""
-    t = type_reward(purchased, goal)
+    t = type_reward(purchased, goal, nouns)
     n_attr = attribute_matches(purchased, goal.attributes)
-    wanted = goal_option_values(goal.goal_options)
+    wanted = goal_option_items(goal.goal_options)
     n_opt = option_matches(list(options.values()), wanted)
     r_price = price_ok(price, goal.price_upper)
     denom = len(goal.attributes) + len(wanted) + 1
@@ -237,4 +225,5 @@ def compute_reward(
         num_option_matches=n_opt,
         r_price=r_price,
         w_price=1 / denom,
+        noun_extractor=t["noun_extractor"],
     )

@@ -1,4 +1,4 @@
-"""The shared, read-only part of WebShop: catalogue, prices, goals, splits and search index.
+"""The shared, read-only part of WebShop: catalogue, prices, goals, splits, search index, nouns.
 
 Building it means reading the release files, cleaning every product, drawing prices and price
 caps and indexing the catalogue, so it is done once per process for each distinct data setting
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from envs.webshop.data import DataFiles, Product, load_products, resolve_files
 from envs.webshop.goals import Goal, build_goals, split_ranges
+from envs.webshop.nouns import NounTagger
 from envs.webshop.search import SearchEngine
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ class Shop:
     goals: list[Goal]
     splits: dict[str, range]
     engine: SearchEngine
+    #: product name -> spaCy nouns (recorded, live, or the stand-in) for the type score
+    nouns: NounTagger
 
 
 def _file_key(path: Path | None) -> tuple:
@@ -58,6 +61,7 @@ def load_shop(config: WebShopConfig) -> Shop:
         config.stemmer,
         config.bm25_k1,
         config.bm25_b,
+        config.spacy_model,
     )
     with _LOCK:
         shop = _CACHE.get(key)
@@ -83,4 +87,5 @@ def build_shop(files: DataFiles, config: WebShopConfig) -> Shop:
         goals=goals,
         splits=split_ranges(len(goals)),
         engine=engine,
+        nouns=NounTagger.for_folder(files.root, spacy_model=config.spacy_model),
     )

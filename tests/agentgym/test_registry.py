@@ -78,3 +78,22 @@ def test_third_party_env_is_discovered_from_distribution_metadata(tmp_path):
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["acme/Acme-v0", "acme-envs", "AcmeEnv", "countdown-train-0"]
+
+
+def test_import_agentgym_registers_ids_with_gymnasium_in_a_fresh_process():
+    """As a Gymnasium user would: plain ``gymnasium.make`` after ``import agentgym``, and the
+    ``module:id`` form that makes Gymnasium import agentgym itself; neither imports an env engine."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gymnasium\n"
+        "env = gymnasium.make('agentgym:agentgym/Countdown-v0')\n"
+        "import agentgym\n"
+        "env2 = gymnasium.make('agentgym/TextWorld-Cooking-v0')\n"
+        "assert 'textworld' not in sys.modules and 'torch' not in sys.modules, 'heavy import'\n"
+        "print(type(env.unwrapped).__name__, type(env2.unwrapped).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["CountdownEnv", "CookingEnv"]

@@ -1,6 +1,7 @@
 """Contract tests over EVERY registered environment: Gymnasium's ``check_env`` and malformed actions.
 
-Each env is built with ``agentgym.make(id, **cheap_kwargs(id))``: ``CHEAP_KWARGS`` maps id prefixes
+Each env is built with plain ``gymnasium.make(id, **cheap_kwargs(id))`` (``import agentgym`` put every
+discovered id in Gymnasium's registry): ``CHEAP_KWARGS`` maps id prefixes
 to constructor kwargs that keep construction cheap (small task sets, a session cache folder).
 Env owners add their entry here. An env whose data or engine is missing raises
 ``DataNotFoundError`` and is skipped with that message.
@@ -11,10 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import gymnasium
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import agentgym
+import agentgym  # noqa: F401  (registers every discovered env id with Gymnasium)
 from agentgym import registry
 from agentgym.errors import DataNotFoundError
 
@@ -26,6 +28,7 @@ SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 CHEAP_KWARGS: dict[str, dict[str, Any]] = {
     "agentgym/TextWorld-": {"n_games": {"train": 1, "valid": 1, "test": 1}, "cache_dir": TMP_CACHE},
     "agentgym/WebShop-": {"data_dir": str(SHARED_DATA / "webshop")},
+    "agentgym/QA-": {"data_dir": str(SHARED_DATA / "qa")},
     "agentgym/ALFWorld-": {
         "data_dir": str(SHARED_DATA / "alfworld"),
         "split": "valid_seen",
@@ -50,7 +53,7 @@ def cheap_kwargs(env_id: str, cache_dir: Path) -> dict[str, Any]:
 
 def make_or_skip(env_id: str, cache_dir: Path):
     try:
-        env = agentgym.make(env_id, **cheap_kwargs(env_id, cache_dir))
+        env = gymnasium.make(env_id, **cheap_kwargs(env_id, cache_dir))
         env.reset(seed=0)
     except DataNotFoundError as exc:
         pytest.skip(f"{env_id}: data or engine missing: {exc}")
@@ -59,6 +62,10 @@ def make_or_skip(env_id: str, cache_dir: Path):
 
 def test_some_envs_are_registered():
     assert ENV_IDS, f"no environments registered; entry points that failed: {registry.load_errors}"
+
+
+def test_every_agentgym_id_is_in_gymnasiums_registry():
+    assert set(ENV_IDS) <= set(gymnasium.registry), set(ENV_IDS) - set(gymnasium.registry)
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -18,7 +19,9 @@ from envs.webshop.data import (
 )
 from envs.webshop.goals import build_goals
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "webshop"
+# the shared data next to the repo; $AGENTGYM_SHARED points elsewhere (e.g. from a git worktree)
+SHARED = Path(os.environ.get("AGENTGYM_SHARED") or Path(__file__).resolve().parents[3] / "shared")
+DATA = SHARED / "data" / "webshop"
 pytestmark = pytest.mark.skipif(
     not (DATA / "products_100.jsonl").is_file(), reason=f"WebShop data not found at {DATA}"
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import string
 from pathlib import Path
@@ -16,7 +17,9 @@ from agentgym.errors import ConfigError
 from agentgym.policies import OraclePolicy, PolicyInput
 from envs.webshop.env import WebShopEnv
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "webshop"
+# the shared data next to the repo; $AGENTGYM_SHARED points elsewhere (e.g. from a git worktree)
+SHARED = Path(os.environ.get("AGENTGYM_SHARED") or Path(__file__).resolve().parents[3] / "shared")
+DATA = SHARED / "data" / "webshop"
 pytestmark = pytest.mark.skipif(
     not (DATA / "products_100.jsonl").is_file(), reason=f"WebShop data not found at {DATA}"
 )
@@ -106,24 +109,23 @@ def test_text_rich_marks_the_clicked_option():
     [
         ("buy it", "Could not parse"),
         ("jump[now]", "Unknown action"),
+        ("Click[next >]", "Unknown action"),
         ("click[nothing like this]", "not clickable on this page"),
-        ("click[search]", "Use search[keywords]"),
-        ("search[]", "needs keywords"),
+        ("click[search]", "not clickable on this page"),
+        ("search[]", "Could not parse"),
     ],
 )
-def test_invalid_actions_are_explained_and_change_nothing(env, action, says):
+def test_invalid_actions_change_nothing_and_can_be_explained(env, action, says):
     _, info = env.reset(options={"task_id": "3"})
     obs, reward, term, trunc, after = env.step(action)
-    assert says in obs and "Expected format: search[keywords]" in obs
+    assert obs == info["task"].join(["WebShop [SEP] Instruction: [SEP] ", " [SEP] Search"])  # unchanged
     assert after["valid_action"] is False and reward == 0.0 and not term and not trunc
     assert after["state_key"] == info["state_key"]
-
-
-def test_search_only_on_the_search_page(env):
-    env.reset(options={"task_id": "3"})
-    _, _, _, _, info = env.step("search[shoes]")
-    obs, _, _, _, after = env.step("search[hats]")
-    assert "no search bar" in obs and not after["valid_action"] and after["state_key"] == info["state_key"]
+    explained = WebShopEnv(data_dir=str(DATA), invalid_action_feedback=True)
+    explained.reset(options={"task_id": "3"})
+    obs, reward, term, trunc, after = explained.step(action)
+    assert says in obs and "Expected format: search[keywords]" in obs
+    assert after["valid_action"] is False and reward == 0.0 and not term
 
 
 def _play(env: WebShopEnv, task_id: str, choose, max_steps: int = 10) -> tuple[float, list[bool]]:
@@ -147,7 +149,10 @@ def test_oracle_buys_the_target_for_every_goal(env):
         rewards.append(reward)
         assert all(valid)
     assert np.mean(rewards) >= 0.9
-    assert min(rewards) == 1.0  # the oracle scores 1.0 on every goal of the 100-product data
+    # buying the target with exactly the goal's options scores below 1 in the original on 21 of
+    # the 501 goals (a colour value such as "green2" normalises to "green" while the goal's
+    # ("color", "green2") pair does not); the side-by-side run in issue #18 counted them
+    assert sum(r == 1.0 for r in rewards) == 501 - 21 and min(rewards) > 0.5
 
 
 def test_random_admissible_policy_scores_far_lower(env):
@@ -167,7 +172,7 @@ def test_buying_ends_the_episode_with_the_reward_breakdown(env):
         if term:
             break
     assert reward == 1.0 and info["won"] and not info["lost"] and info["score"] == 1.0
-    assert info["reward_info"]["noun_extractor"] == "webshop-nouns-v1"
+    assert info["reward_info"]["noun_extractor"] == "recorded spaCy (en_core_web_sm 3.8.0, title_nouns.json)"
     assert info["purchased"]["asin"] == info["target"]["asin"]
     assert info["admissible_actions"] == [] and "expert_action" not in info
     assert obs.startswith("Thank you for shopping with us!")

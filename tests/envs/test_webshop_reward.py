@@ -1,9 +1,13 @@
-"""Hand-worked cases for each part of the WebShop reward, and the noun stand-in pinned on real titles."""
+"""Hand-worked cases for each part of the WebShop reward, and the noun stand-in pinned on real titles.
+
+The cases that differ from the earlier reimplementation (option pairs, COLOR_SET, recorded spaCy
+nouns) are in test_webshop_original.py."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
 from pathlib import Path
 
@@ -11,19 +15,20 @@ import pytest
 
 from envs.webshop.data import Product
 from envs.webshop.goals import NO_CAP, Goal, price_cap, split_ranges, synthetic_goals
+from envs.webshop.nouns import stand_in_nouns as title_nouns
 from envs.webshop.reward import (
-    NOUN_EXTRACTOR_VERSION,
     attribute_matches,
     compute_reward,
     fuzzy_score,
     normalize_color,
     option_matches,
     price_ok,
-    title_nouns,
     type_reward,
 )
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "webshop"
+# the shared data next to the repo; $AGENTGYM_SHARED points elsewhere (e.g. from a git worktree)
+SHARED = Path(os.environ.get("AGENTGYM_SHARED") or Path(__file__).resolve().parents[3] / "shared")
+DATA = SHARED / "data" / "webshop"
 
 BASE = Product(
     asin="B000000001",
@@ -66,8 +71,15 @@ def goal(**changes) -> Goal:
 
 # ---- type -------------------------------------------------------------------------------------
 def test_type_full_when_query_matches_and_half_the_nouns_overlap():
+    # (the default noun source of type_reward is the stand-in: leather, boot vs leather, sandal)
     t = type_reward(product(name="Leather Boot"), goal())  # nouns {leather, boot} vs [leather, sandal]
-    assert t == {"r_type": 1.0, "query_match": True, "category_match": True, "title_score": 0.5}
+    assert t == {
+        "r_type": 1.0,
+        "query_match": True,
+        "category_match": True,
+        "title_score": 0.5,
+        "noun_extractor": "stand-in webshop-nouns-v1",
+    }
 
 
 def test_type_half_when_nothing_matches_but_some_nouns_do():
@@ -118,19 +130,22 @@ def test_fuzzy_score_rounds_like_thefuzz():
 
 
 # ---- options ----------------------------------------------------------------------------------
-def test_normalize_color_takes_the_first_colour_word():
-    assert normalize_color("wine red") == "red"
-    assert normalize_color("dark red") == "red"
+def test_normalize_color_takes_the_first_colour_word_of_the_original_list():
+    assert normalize_color("wine red") == "red"  # "red" comes before "wine" in COLOR_SET
+    assert normalize_color("dark red") == "dark"  # "dark" is an original colour word, before "red"
     assert normalize_color("x-large") == "x-large"
 
 
 def test_options_each_goal_option_counts_once():
-    assert option_matches(["dark red", "large"], ["wine red", "x-large"]) == 2  # red~red, large~x-large
-    assert option_matches(["dark red", "small"], ["wine red", "x-large"]) == 1
+    # human goals list plain values: "wine red" -> red, "dark red" -> dark (no match); "large" is
+    # a token subset of "x large" -> 100
+    assert option_matches(["dark red", "large"], ["wine red", "x-large"]) == 1
+    assert option_matches(["wine red", "large"], ["wine red", "x-large"]) == 2
     assert fuzzy_score("small", "x-large") <= 85
     assert option_matches(["black", "black"], ["black"]) == 1
+    assert option_matches(["black"], ["black", "black"]) == 2  # one selection can match two goal options
     assert option_matches([], ["black"]) == 0
-    assert option_matches(["3 ounce (pack of 1)"], ["3 ounce"]) == 1  # human goals list values
+    assert option_matches(["3 ounce (pack of 1)"], ["3 ounce"]) == 1
 
 
 def test_price():
@@ -139,17 +154,19 @@ def test_price():
 
 # ---- total ------------------------------------------------------------------------------------
 def test_total_combines_the_parts_with_the_original_weights():
-    # 3 attributes (2 match), 2 goal options (1 matches), price ok: (2 + 1 + 1) / (3 + 2 + 1)
-    r = compute_reward(product(), goal(), price=30.0, options={"color": "dark red", "size": "small"})
+    # 3 attributes (2 match); goal options ("color", "wine red"), ("size", "x-large") as pairs:
+    # "wine red" -> red vs "color wine red" (token subset, 100); "small" vs "size x large" (< 85);
+    # price ok: (2 + 1 + 1) / (3 + 2 + 1)
+    r = compute_reward(product(), goal(), price=30.0, options={"color": "wine red", "size": "small"})
     assert r.reward == pytest.approx(4 / 6)
     assert (r.num_attr_matches, r.num_option_matches, r.r_price) == (2, 1, True)
     assert (r.w_att, r.w_option, r.w_price) == pytest.approx((3 / 6, 2 / 6, 1 / 6))
     assert r.r_att == pytest.approx(2 / 3) and r.r_option == pytest.approx(1 / 2)
-    assert r.as_info()["noun_extractor"] == NOUN_EXTRACTOR_VERSION
+    assert r.as_info()["noun_extractor"] == "stand-in webshop-nouns-v1"
     # over the cap and of a half-matching type: (2 + 1 + 0) / 6 * 0.5
     other = product(name="Heel Protector", query="x", product_category="Beauty › Hair")
     r = compute_reward(
-        other, goal(name="Sandal Strap Buckle Sole Heel"), price=60.0, options={"color": "dark red"}
+        other, goal(name="Sandal Strap Buckle Sole Heel"), price=60.0, options={"color": "wine red"}
     )
     assert r.reward == pytest.approx(3 / 6 * 0.5)
 
@@ -210,7 +227,7 @@ def test_split_ranges_scale_the_original_layout():
     assert split_ranges(2)["test"] == range(2)
 
 
-# ---- the noun stand-in, pinned on real titles ------------------------------------------------------
+# ---- the noun stand-in (last resort when spaCy has no model), pinned on real titles ------------------------------------------------------
 PINNED = {
     "Vhomes Lights Reclaimed Wood Console Table The Genessis Collection Sofa-Tables": [
         "vhomes", "lights", "reclaimed", "wood", "console", "table", "genessis", "collection", "sofa", "tables",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,9 @@ import pytest
 
 from envs.webshop.search import RankBM25Search, SearchEngine, Tokenizer, top_k
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "webshop"
+# the shared data next to the repo; $AGENTGYM_SHARED points elsewhere (e.g. from a git worktree)
+SHARED = Path(os.environ.get("AGENTGYM_SHARED") or Path(__file__).resolve().parents[3] / "shared")
+DATA = SHARED / "data" / "webshop"
 pytestmark = pytest.mark.skipif(
     not (DATA / "products_100.jsonl").is_file(), reason=f"WebShop data not found at {DATA}"
 )

@@ -22,11 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from agentgym.chat import ChatEncoder, trajectory_tools
 from agentgym.models import IM_END
 from agentgym.records import Trajectory, Turn
 from agentgym.rollout import RolloutConfig, build_messages
 from rewards import broadcast
-from rewards.lm import ChatEncoder, pad_batch
+from rewards.lm import pad_batch
 
 
 @dataclass
@@ -60,12 +61,13 @@ def encode_trajectories(
         if traj.failed or not traj.turns:
             continue
         ids = [action_ids(encoder, t, expert=expert) for t in traj.turns]
+        tools = trajectory_tools(traj)  # a tool env's schemas, rendered as the rollout's prompts had them
         if rollout_cfg.context == "full":
             messages = build_messages(
                 dataclasses.replace(traj, turns=traj.turns[:-1]), traj.turns[-1].observation, rollout_cfg
             )
             messages.append({"role": "assistant", "content": traj.turns[-1].action})
-            enc = encoder.encode_messages(messages, action_ids=ids)
+            enc = encoder.encode_messages(messages, action_ids=ids, tools=tools)
             samples.append(Sample(enc.input_ids, list(enc.action_spans), list(traj.turns), i))
             continue
         for t, turn in enumerate(traj.turns):
@@ -74,7 +76,7 @@ def encode_trajectories(
             messages.append({"role": "assistant", "content": turn.action})
             n_prev = sum(m["role"] == "assistant" for m in messages) - 1
             # earlier actions are prompt text here, tokenised as the rollout's prompt rendered them
-            enc = encoder.encode_messages(messages, action_ids=[None] * n_prev + [ids[t]])
+            enc = encoder.encode_messages(messages, action_ids=[None] * n_prev + [ids[t]], tools=tools)
             samples.append(Sample(enc.input_ids, [enc.action_spans[-1]], [turn], i))
     return samples
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from agentgym.chat import ChatEncoder
 from agentgym.errors import ConfigError
 from agentgym.evaluation import EvalConfig, evaluate
 from agentgym.policies.hf import HFPolicy
@@ -37,7 +38,7 @@ from agentgym.policies.scripted import OraclePolicy
 from agentgym.records import Trajectory
 from agentgym.registry import make, resolve
 from agentgym.rollout import Rollout, RolloutConfig
-from rewards.lm import ChatEncoder, pad_id_of
+from rewards.lm import pad_id_of
 from trainers.local import checkpoint as ckpt
 from trainers.local.batch import (
     Sample,
