@@ -9,7 +9,7 @@ and gets the same RL budget (steps, tasks per step, group size, evaluation point
 credit module / estimator differ. Jobs run in ``--workers`` spawned processes (SFT jobs first,
 then the RL jobs). Every finished job writes ``result.json`` in its run dir; a rerun after a kill
 skips the jobs whose ``result.json`` exists (``--fresh`` ignores them), so no finished run is
-redone.
+redone; a job that failed (e.g. an env's data missing) writes none and is retried.
 
 Outputs per setting and module, over seeds: final held-out success (mean token F1 for QA, the
 env's ``score``) mean ± std; the area under the held-out learning curve (trapezoid over RL steps,
@@ -85,9 +85,9 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "qa": {
         **_RL_COMMON,
         "env": "qa",
-        "env_kwargs": {},
+        "env_kwargs": {},  # data: $AGENTGYM_QA_DATA or --qa-data (the env's own lookup)
         "max_turns": 6,
-        "max_new_tokens": 16,
+        "max_new_tokens": 32,
         "sft_steps": 60,
         "sft_tasks": 40,
         "sft_batch_size": 16,
@@ -153,8 +153,13 @@ def available_settings(names: list[str]) -> tuple[list[str], dict[str, str]]:
     return keep, skipped
 
 
+#: per-setting env kwargs given on the command line (e.g. ``--qa-data`` → the QA setting's data_dir)
+ENV_OVERRIDES: dict[str, dict[str, Any]] = {}
+
+
 def setting_config(name: str, seed: int, smoke: bool) -> dict[str, Any]:
     values = {**SETTINGS[name], "seed": seed}
+    values["env_kwargs"] = {**values["env_kwargs"], **ENV_OVERRIDES.get(name, {})}
     if smoke:
         values.update(SMOKE)
         values["env_kwargs"] = _smoke_env_kwargs(values["env_kwargs"])
@@ -183,12 +188,15 @@ def sft_job(setting: str, seed: int, smoke: bool, run_dir: str) -> dict[str, Any
         return json.loads(done.read_text())
     cfg = TrainConfig.from_dict({**setting_config(setting, seed, smoke), "algo": "sft"})
     t0 = time.perf_counter()
-    with LocalTrainer(cfg.replace(steps=0), out) as tr:
-        tr.sft()
-        ev = tr.evaluate("after_sft")
-        from agentgym.models import save_tiny_model
+    try:
+        with LocalTrainer(cfg.replace(steps=0), out) as tr:
+            tr.sft()
+            ev = tr.evaluate("after_sft")
+            from agentgym.models import save_tiny_model
 
-        save_tiny_model(tr.model, tr.tokenizer, out / "model", trainer="agentgym.local", step=0)
+            save_tiny_model(tr.model, tr.tokenizer, out / "model", trainer="agentgym.local", step=0)
+    except Exception as exc:  # noqa: BLE001 - e.g. the env's data is missing here: reported per setting
+        return {"error": f"{type(exc).__name__}: {exc}", "seconds": time.perf_counter() - t0}
     result = {"success": ev["success_rate"], "score": ev["mean_score"], "seconds": time.perf_counter() - t0}
     done.write_text(json.dumps(result) + "\n")
     return result
@@ -214,8 +222,10 @@ def rl_job(setting: str, seed: int, module: str, smoke: bool, run_dir: str) -> d
         "sft_steps": 0,
     }
     cfg = TrainConfig.from_dict(values)
-    model, tok = load_model(seed_dir / "sft" / "model")
     sft = json.loads((seed_dir / "sft" / "result.json").read_text())
+    if "error" in sft:
+        return {"error": f"SFT warm start failed: {sft['error']}", "seconds": 0.0}
+    model, tok = load_model(seed_dir / "sft" / "model")
     metric = "mean_score" if SETTINGS[setting]["env"] in QA_ENV_IDS else "success_rate"
     t0 = time.perf_counter()
     if (out / "metrics.jsonl").exists():  # a half-finished run from a killed ablation: start it over
@@ -224,9 +234,8 @@ def rl_job(setting: str, seed: int, module: str, smoke: bool, run_dir: str) -> d
         with LocalTrainer(cfg, out, model=model, tokenizer=tok) as tr:
             summary = tr.train()
     except Exception as exc:  # noqa: BLE001 - a module that cannot run on this env is reported, not scored
-        result = {"error": f"{type(exc).__name__}: {exc}", "seconds": time.perf_counter() - t0}
-        done.write_text(json.dumps(result) + "\n")
-        return result
+        # not saved as done: a rerun retries it (e.g. after the env's data was installed)
+        return {"error": f"{type(exc).__name__}: {exc}", "seconds": time.perf_counter() - t0}
     start = sft["score"] if metric == "mean_score" else sft["success"]
     curve = [(0, start)] + [(e["step"], e[metric]) for e in summary["evals"] if e["step"] > 0]
     rl_records = [r for r in read_metrics(out) if r.get("phase") == "rl"]
@@ -254,8 +263,10 @@ def _side_metrics(records: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def _call(job: tuple[Any, ...]) -> dict[str, Any]:
-    fn = sft_job if job[0] == "sft" else rl_job
-    return fn(*job[1:])
+    kind, overrides, *rest = job
+    ENV_OVERRIDES.clear()  # a spawned worker does not inherit the parent's module state
+    ENV_OVERRIDES.update(overrides)
+    return (sft_job if kind == "sft" else rl_job)(*rest)
 
 
 def run_jobs(jobs: list[tuple[Any, ...]], workers: int) -> list[dict[str, Any]]:
@@ -292,6 +303,10 @@ def summarise(
     tables: dict[str, Any] = {}
     for setting, by_module in runs.items():
         metric = "score" if SETTINGS[setting]["env"] in QA_ENV_IDS else "success"
+        sft_errors = [r["error"] for r in sft[setting] if "error" in r]
+        if sft_errors:
+            tables[setting] = {"error": sft_errors[0]}
+            continue
         table: dict[str, Any] = {"sft_only": _mean_std([r[metric] for r in sft[setting]])}
         outcome_runs = [r for r in by_module.get("outcome", []) if "error" not in r]
         target = statistics.fmean(r["final"] for r in outcome_runs) if outcome_runs else None
@@ -364,8 +379,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--run-dir", default="runs/bench-ablation")
     p.add_argument("--smoke", action="store_true", help="one-seed, two-step form (the test suite's)")
     p.add_argument("--fresh", action="store_true", help="redo finished runs instead of resuming")
+    p.add_argument(
+        "--qa-data", default=None, help="QA data dir (default: $AGENTGYM_QA_DATA, the env's lookup)"
+    )
     p.add_argument("--json", action="store_true", help="(accepted for the bench runner)")
     args = p.parse_args(argv)
+    overrides = {"qa": {"data_dir": args.qa_data}} if args.qa_data else {}
     modules = [m.strip() for m in args.modules.split(",") if m.strip()]
     unknown = sorted(set(modules) - set(MODULES))
     if unknown:
@@ -378,18 +397,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             done.unlink()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    sft_jobs = [("sft", s, k, args.smoke, str(out)) for s in settings for k in seeds]
+    sft_jobs = [("sft", overrides, s, k, args.smoke, str(out)) for s in settings for k in seeds]
     sft_res = run_jobs(sft_jobs, args.workers)
     rl_jobs = [
-        ("rl", s, k, m, args.smoke, str(out)) for s in settings for m in arms_for(s, modules) for k in seeds
+        ("rl", overrides, s, k, m, args.smoke, str(out))
+        for s in settings
+        for m in arms_for(s, modules)
+        for k in seeds
     ]
     rl_res = run_jobs(rl_jobs, args.workers)
     sft: dict[str, list[dict[str, Any]]] = {s: [] for s in settings}
     for job, res in zip(sft_jobs, sft_res):
-        sft[job[1]].append(res)
+        sft[job[2]].append(res)
     runs: dict[str, dict[str, dict[str, Any]]] = {s: {} for s in settings}
     for job, res in zip(rl_jobs, rl_res):
-        runs[job[1]].setdefault(job[3], []).append(res)
+        runs[job[2]].setdefault(job[4], []).append(res)
     result = {
         "seeds": len(seeds),
         "smoke": args.smoke,
