@@ -421,6 +421,9 @@ class LocalTrainer:
         old = self._old_logprobs(samples) if multi or cfg.old_logprobs == "rollout" else None
         ref = self._logprobs(self.ref_model, samples) if self.ref_model is not None else None
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + step)
+        lr = cfg.rl_learning_rate(step)
+        for group in self.optimizer.param_groups:  # a pure function of the step: resumes exactly
+            group["lr"] = lr
         logs: list[dict[str, float]] = []
         for _ in range(cfg.ppo_epochs):
             trajs = sorted({s.traj_index for s in samples})
@@ -430,7 +433,7 @@ class LocalTrainer:
                 keep = set(part)
                 idx = [i for i, s in enumerate(samples) if s.traj_index in keep]
                 logs.append(self._optimizer_step(samples, idx, old, ref))
-        return {k: statistics.fmean(d[k] for d in logs) for k in logs[0]}
+        return {**{k: statistics.fmean(d[k] for d in logs) for k in logs[0]}, "lr": lr}
 
     def _optimizer_step(
         self, samples: list[Sample], idx: list[int], old: list[Any] | None, ref: list[Any] | None
