@@ -63,12 +63,13 @@ _RL_COMMON: dict[str, Any] = {
 
 #: long-horizon settings; budgets sized so 6 modules × 3 seeds of all settings fit ≤ 90 min on 2 cores
 SETTINGS: dict[str, dict[str, Any]] = {
-    # Coin Collector level 10: 10 rooms, the coin ≥ 5 moves away, distractor exits (detours)
+    # Coin Collector level 10: a chain of 10 rooms, the coin at the far end (10-step walkthrough);
+    # every room but the ends has two exits, so a wrong turn is a detour to undo
     "coin10": {
         **_RL_COMMON,
         "env": "textworld-coin",
         "env_kwargs": {"difficulty": 10, "n_games": {"train": 40, "test": 20}},
-        "max_turns": 12,
+        "max_turns": 14,  # the walkthrough is 10 steps (9 moves, take coin): little slack for detours
         "max_new_tokens": 8,
         "sft_steps": 60,
         "sft_tasks": 40,
