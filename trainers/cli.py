@@ -15,33 +15,34 @@ from typing import Any
 from agentgym.cli import parse_kv
 from agentgym.errors import ConfigError
 
-#: the run ``agentgym train`` does with no options (sized for <= 5 minutes of CPU on 2 cores).
-#: Why these numbers (issue 15): with the earlier RL learning rate of 2e-4 (50x below SFT's 1e-2)
-#: thirty GRPO steps left the greedy policy unchanged (held-out success identical at steps 10,
-#: 20, 30; grad norms ~0.2, under the clip) -- RL was a no-op. The RL rate is raised to 2e-3, the
-#: group to 8 (fewer all-fail / all-success groups, which carry no GRPO gradient), and the SFT
-#: warm start shortened to 40 steps so that it teaches the action format without saturating.
+#: the run ``agentgym train`` does with no options (sized for <= 15 minutes on 2 CPU cores).
+#: Issue 15's diagnosis (per-step ``diag/*`` metrics of :mod:`trainers.local.diagnostics`): at the
+#: RL learning rate 2e-4 (50x below SFT's 1e-2) GRPO leaves the greedy policy unchanged (held-out
+#: success identical at steps 10/20/30), so RL adds nothing here; actions take ~3 tokens (never cut
+#: by max_new_tokens) and rollout/training log-probs agree (gap ~1e-7). Shorter warm starts (40
+#: SFT steps) leave most GRPO groups all-fail (zero gradient) and a jump to 2e-3 knocked one seed
+#: into all-fail groups for good; no tried setting shows an RL gain yet, so the defaults stay.
 EMBEDDED_DEFAULT: dict[str, Any] = {
     "env": "textworld-coin",
     "env_kwargs": {"difficulty": "easy", "n_games": {"train": 40, "test": 20}},
     "algo": "grpo",
     "credit": "outcome",
     "model": "tiny",
-    "sft_steps": 40,
+    "sft_steps": 120,
     "sft_tasks": 40,
     "sft_batch_size": 8,
     "sft_learning_rate": 1e-2,
-    "steps": 15,
+    "steps": 30,
     "tasks_per_step": 4,
-    "group_size": 8,
-    "learning_rate": 2e-3,
-    "max_turns": 5,
+    "group_size": 4,
+    "learning_rate": 2e-4,
+    "max_turns": 6,
     "max_new_tokens": 8,
     "context": "window",
     "window": 1,
     "eval_episodes": 20,
-    "eval_every": 5,
-    "save_every": 5,
+    "eval_every": 10,
+    "save_every": 10,
 }
 
 BACKENDS = ("local", "verl")
