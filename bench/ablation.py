@@ -61,7 +61,8 @@ _RL_COMMON: dict[str, Any] = {
     "save_every": 0,
 }
 
-#: long-horizon settings; budgets sized so 6 modules × 3 seeds of all settings fit ≤ 90 min on 2 cores
+#: long-horizon settings. The budgets aim at <= 90 min for 6 modules x 3 seeds on 2 cores; that
+#: was NOT measured yet (issue 15: only the smoke form ran, on a machine loaded ~8x)
 SETTINGS: dict[str, dict[str, Any]] = {
     # Coin Collector level 10: a chain of 10 rooms, the coin at the far end (10-step walkthrough);
     # every room but the ends has two exits, so a wrong turn is a detour to undo
