@@ -158,3 +158,16 @@ def test_resume_reproduces_the_uninterrupted_run(tiny_base, make_cfg, tmp_path):
 def test_resume_without_a_checkpoint_is_a_clear_error(make_cfg, tmp_path):
     with pytest.raises(ConfigError, match="no checkpoint"):
         LocalTrainer(make_cfg(), tmp_path, resume=True)
+
+
+def test_lr_warmup_is_linear_then_constant():
+    from trainers.local import TrainConfig
+
+    cfg = TrainConfig(learning_rate=1e-3, lr_warmup_steps=4)
+    # step k of a 4-step warmup runs at k/4 of the rate: 2.5e-4, 5e-4, 7.5e-4, then 1e-3 from step 4
+    assert [cfg.rl_learning_rate(k) for k in (1, 2, 3, 4, 9)] == pytest.approx(
+        [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3]
+    )
+    assert TrainConfig(learning_rate=1e-3).rl_learning_rate(1) == 1e-3
+    with pytest.raises(ConfigError, match="lr_warmup_steps"):
+        TrainConfig(lr_warmup_steps=-1)

@@ -61,3 +61,25 @@ def test_sft_run_writes_summary_metrics_and_curve(tmp_path):
     assert [r["step"] for r in lines if r["phase"] == "sft"] == [1, 2, 3]
     assert (tmp_path / "model" / "config.json").is_file()
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+
+
+def test_final_lines_credit_each_phase_with_its_own_gain():
+    from trainers.cli import outcome_lines
+
+    cfg = config_from_args(parse())
+    evals = [
+        {"tag": "initial", "success_rate": 0.0},
+        {"tag": "after_sft", "success_rate": 0.4},
+        {"tag": "step10", "success_rate": 0.5},
+        {"tag": "final", "success_rate": 0.75},
+    ]
+    lines = outcome_lines(evals, cfg)
+    assert len(lines) == 3
+    assert "initially:  0.000" in lines[0]
+    assert "after SFT:   0.400 (SFT gain +0.400)" in lines[1]
+    # RL's gain is measured from the SFT checkpoint (0.75 - 0.40), never from the initial model
+    assert "after GRPO:  0.750 (RL gain +0.350)" in lines[2]
+    no_sft = outcome_lines(
+        [{"tag": "initial", "success_rate": 0.1}, {"tag": "final", "success_rate": 0.3}], cfg
+    )
+    assert no_sft[-1].endswith("0.300 (RL gain +0.200)")

@@ -49,6 +49,10 @@ class TrainConfig:
     tasks_per_step: int = 4
     group_size: int = 4
     learning_rate: float = 1e-4
+    #: RL steps of linear learning-rate warmup (verl: ``lr_warmup_steps``). A fresh Adam's first
+    #: updates move every weight by ~lr whatever the gradient's size, which can knock a small
+    #: SFT-warm-started policy into all-fail groups (no GRPO gradient ever after); 0 = none
+    lr_warmup_steps: int = 0
     weight_decay: float = 0.0
     #: PPO-style importance-ratio clip: ratio in [1 - clip_eps, 1 + clip_eps_high or clip_eps]
     clip_eps: float = 0.2
@@ -79,6 +83,8 @@ class TrainConfig:
     # ---- evaluation, checkpoints, logging ---------------------------------------------------
     eval_split: str = "test"
     eval_episodes: int = 20
+    #: evaluate before training (off when the start point was evaluated already, e.g. a saved SFT model)
+    eval_initial: bool = True
     #: evaluate every ``eval_every`` RL steps (0 = before and after only)
     eval_every: int = 0
     save_every: int = 0
@@ -111,6 +117,7 @@ class TrainConfig:
             "window",
         )
         non_negative = (
+            "lr_warmup_steps",
             "steps",
             "sft_steps",
             "eval_every",
@@ -173,6 +180,12 @@ class TrainConfig:
     @property
     def rl_steps(self) -> int:
         return 0 if self.algo == "sft" else self.steps
+
+    def rl_learning_rate(self, step: int) -> float:
+        """The RL learning rate at RL step ``step`` (1-based): linear warmup, then constant."""
+        if self.lr_warmup_steps and step < self.lr_warmup_steps:
+            return self.learning_rate * max(step, 1) / self.lr_warmup_steps
+        return self.learning_rate
 
     def resolved_estimator(self, module_default: str) -> str:
         """The estimator spec this run uses (see the ``estimator`` field)."""

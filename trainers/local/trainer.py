@@ -51,6 +51,7 @@ from trainers.local.batch import (
 )
 from trainers.local.config import TrainConfig
 from trainers.local.credit import build_credit
+from trainers.local.diagnostics import credit_diagnostics, logprob_gap
 from trainers.local.metrics import MetricsLogger, advantage_stats, plot_learning_curve
 from trainers.local.rollouts import RolloutLog, token_decoder
 
@@ -210,7 +211,8 @@ class LocalTrainer:
         cfg = self.cfg
         t0 = time.perf_counter()
         if self._resume_state is None:
-            self.evaluate("initial")
+            if cfg.eval_initial:
+                self.evaluate("initial")
             if cfg.sft_steps:
                 self.sft()
                 self.evaluate("after_sft")
@@ -403,6 +405,9 @@ class LocalTrainer:
             }
         )
         metrics.update({k: v for k, v in credit.metrics.items() if isinstance(v, (int, float))})
+        metrics.update(
+            credit_diagnostics(trajs, stop_ids=self.policy.stop_ids, max_new_tokens=self.cfg.max_new_tokens)
+        )
         self.step = step
         return metrics
 
@@ -433,6 +438,9 @@ class LocalTrainer:
         old = self._old_logprobs(samples) if multi or cfg.old_logprobs == "rollout" else None
         ref = self._logprobs(self.ref_model, samples) if self.ref_model is not None else None
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + step)
+        lr = cfg.rl_learning_rate(step)
+        for group in self.optimizer.param_groups:  # a pure function of the step: resumes exactly
+            group["lr"] = lr
         logs: list[dict[str, float]] = []
         for _ in range(cfg.ppo_epochs):
             trajs = sorted({s.traj_index for s in samples})
@@ -442,7 +450,7 @@ class LocalTrainer:
                 keep = set(part)
                 idx = [i for i, s in enumerate(samples) if s.traj_index in keep]
                 logs.append(self._optimizer_step(samples, idx, old, ref))
-        return {k: statistics.fmean(d[k] for d in logs) for k in logs[0]}
+        return {**{k: statistics.fmean(d[k] for d in logs) for k in logs[0]}, "lr": lr}
 
     def _optimizer_step(
         self, samples: list[Sample], idx: list[int], old: list[Any] | None, ref: list[Any] | None
@@ -491,6 +499,7 @@ class LocalTrainer:
                 totals["value_loss"] += vloss.item()
             loss.backward()
             totals["loss"] += loss.item()
+            st["logprob_gap"] = logprob_gap(logp, batch.rollout_logprobs, batch.action_mask)
             stats.append({**st, "tokens": float(batch.action_mask.sum()), "entropy_sum": fwd["entropy_sum"]})
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
@@ -500,6 +509,9 @@ class LocalTrainer:
         out["entropy"] = sum(s["entropy_sum"] for s in stats) / max(out["tokens"], 1.0)
         for key in ("clip_frac", "ratio_mean", "approx_kl"):
             out[key] = statistics.fmean(s[key] for s in stats)
+        gaps = [s["logprob_gap"] for s in stats if math.isfinite(s["logprob_gap"])]
+        if gaps:
+            out["diag/logprob_gap"] = statistics.fmean(gaps)
         if not all(math.isfinite(v) for v in out.values()):
             raise FloatingPointError(
                 f"non-finite training metrics {out}; lower learning_rate or check the data"

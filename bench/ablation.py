@@ -1,0 +1,435 @@
+"""Credit ablation: every credit module trained with identical budgets and seeds on long-horizon settings.
+
+``agentgym bench ablation [--settings coin10,qa,alfworld-pick] [--modules outcome,gated,...]
+[--seeds 3] [--workers 2] [--run-dir runs/bench-ablation] [--smoke]``
+
+Design. For every (setting, seed) one SFT warm start on oracle trajectories is trained and saved
+(``<run-dir>/<setting>/seed<k>/sft``); every module of that seed starts from this same checkpoint
+and gets the same RL budget (steps, tasks per step, group size, evaluation points) — only the
+credit module / estimator differ. Jobs run in ``--workers`` spawned processes (SFT jobs first,
+then the RL jobs). Every finished job writes ``result.json`` in its run dir; a rerun after a kill
+skips the jobs whose ``result.json`` exists (``--fresh`` ignores them), so no finished run is
+redone; a job that failed (e.g. an env's data missing) writes none and is retried.
+
+Outputs per setting and module, over seeds: final held-out success (mean token F1 for QA, the
+env's ``score``) mean ± std; the area under the held-out learning curve (trapezoid over RL steps,
+divided by the step span, so it is a mean success in [0, 1]); the steps a module needs to reach
+outcome-only's final mean success (first evaluation step at or above it; None when never); wall
+time; and the per-step credit diagnostics of :mod:`trainers.local.diagnostics` averaged over the
+run (advantage variance, non-zero-advantage share, credit/oracle-path correlation, side-model
+metrics). ``ablation.json`` holds the tables and the per-run curves; ``ablation_<setting>.png``
+plots mean ± std curves.
+
+Module arms (credit spec, estimator): outcome = (``outcome``, grpo); gated = G-RA
+(``gated(valid)``, grpo); spa = (``spa``, turn_grpo); oprl = iStar (``oprl``, istar); gigpo =
+(``outcome``, gigpo); pure = (``oprl``, pure: min-form over the implicit PRM's step rewards);
+igpo = (``igpo``, its default) on QA only (it needs a ``ground_truth`` answer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+#: module arm → (credit spec, estimator spec or None = the module's default)
+MODULES: dict[str, tuple[str, str | None]] = {
+    "outcome": ("outcome", None),
+    "gated": ("gated(valid)", None),
+    "spa": ("spa", None),
+    "oprl": ("oprl", None),
+    "gigpo": ("outcome", "gigpo"),
+    "pure": ("oprl", "pure"),
+    "igpo": ("igpo", None),
+}
+#: arms that only apply where the env gives a reference answer (QA)
+QA_ONLY = ("igpo",)
+
+_RL_COMMON: dict[str, Any] = {
+    "algo": "grpo",
+    "model": "tiny",
+    "context": "window",
+    "window": 1,
+    "tensorboard": False,
+    "progress": False,
+    "plot": False,
+    "save_every": 0,
+}
+
+#: long-horizon settings. The budgets aim at <= 90 min for 6 modules x 3 seeds on 2 cores; that
+#: was NOT measured yet (issue 15: only the smoke form ran, on a machine loaded ~8x)
+SETTINGS: dict[str, dict[str, Any]] = {
+    # Coin Collector level 10: a chain of 10 rooms, the coin at the far end (10-step walkthrough);
+    # every room but the ends has two exits, so a wrong turn is a detour to undo
+    "coin10": {
+        **_RL_COMMON,
+        "env": "textworld-coin",
+        "env_kwargs": {"difficulty": 10, "n_games": {"train": 40, "test": 20}},
+        "max_turns": 14,  # the walkthrough is 10 steps (9 moves, take coin): little slack for detours
+        "max_new_tokens": 8,
+        "sft_steps": 60,
+        "sft_tasks": 40,
+        "sft_batch_size": 16,
+        "sft_learning_rate": 1e-2,
+        "steps": 30,
+        "tasks_per_step": 4,
+        "group_size": 4,
+        "learning_rate": 1e-3,
+        "lr_warmup_steps": 5,
+        "eval_episodes": 20,
+        "eval_every": 10,
+    },
+    # the QA env (issue 13): multi-turn search then answer; success = answer F1 (env score)
+    "qa": {
+        **_RL_COMMON,
+        "env": "qa",
+        "env_kwargs": {},  # data: $AGENTGYM_QA_DATA or --qa-data (the env's own lookup)
+        "max_turns": 6,
+        "max_new_tokens": 32,
+        "sft_steps": 60,
+        "sft_tasks": 40,
+        "sft_batch_size": 16,
+        "sft_learning_rate": 1e-2,
+        "steps": 30,
+        "tasks_per_step": 4,
+        "group_size": 4,
+        "learning_rate": 1e-3,
+        "lr_warmup_steps": 5,
+        "eval_episodes": 20,
+        "eval_every": 10,
+    },
+    # ALFWorld, one task type (pick_and_place_simple); evaluated on valid_seen
+    "alfworld-pick": {
+        **_RL_COMMON,
+        "env": "alfworld",
+        "env_kwargs": {"task_types": ["pick_and_place_simple"]},
+        "eval_split": "valid_seen",
+        "max_turns": 12,
+        "max_new_tokens": 12,
+        "sft_steps": 60,
+        "sft_tasks": 32,
+        "sft_batch_size": 8,
+        "sft_learning_rate": 1e-2,
+        "steps": 20,
+        "tasks_per_step": 4,
+        "group_size": 4,
+        "learning_rate": 1e-3,
+        "lr_warmup_steps": 5,
+        "eval_episodes": 10,
+        "eval_every": 10,
+    },
+}
+DEFAULT_SETTINGS = ("coin10", "qa")
+#: the smoke form (test suite): one seed, two RL steps, tiny task sets
+SMOKE: dict[str, Any] = {
+    "sft_steps": 4,
+    "sft_tasks": 2,
+    "sft_batch_size": 2,
+    "steps": 2,
+    "tasks_per_step": 1,
+    "group_size": 2,
+    "eval_episodes": 1,
+    "eval_every": 0,
+    "max_turns": 3,
+    "tiny_hidden_size": 32,
+}
+QA_ENV_IDS = ("qa",)
+
+
+def available_settings(names: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The settings whose env is registered here, and why each other one is skipped."""
+    from agentgym.registry import resolve
+
+    keep, skipped = [], {}
+    for name in names:
+        if name not in SETTINGS:
+            raise SystemExit(f"unknown ablation setting {name!r}; known: {', '.join(SETTINGS)}")
+        try:
+            resolve(SETTINGS[name]["env"])
+        except Exception as exc:  # noqa: BLE001 - an env not on this branch yet is skipped with its reason
+            skipped[name] = f"env {SETTINGS[name]['env']!r} is not registered: {exc}"
+            continue
+        keep.append(name)
+    return keep, skipped
+
+
+#: per-setting env kwargs given on the command line (e.g. ``--qa-data`` → the QA setting's data_dir)
+ENV_OVERRIDES: dict[str, dict[str, Any]] = {}
+
+
+def setting_config(name: str, seed: int, smoke: bool) -> dict[str, Any]:
+    values = {**SETTINGS[name], "seed": seed}
+    values["env_kwargs"] = {**values["env_kwargs"], **ENV_OVERRIDES.get(name, {})}
+    if smoke:
+        values.update(SMOKE)
+        values["env_kwargs"] = _smoke_env_kwargs(values["env_kwargs"])
+    return values
+
+
+def _smoke_env_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    if "n_games" in kwargs:
+        return {**kwargs, "n_games": {"train": 2, "test": 2}}
+    return dict(kwargs)
+
+
+def arms_for(setting: str, modules: list[str]) -> list[str]:
+    is_qa = SETTINGS[setting]["env"] in QA_ENV_IDS
+    return [m for m in modules if is_qa or m not in QA_ONLY]
+
+
+# ---- jobs (run in worker processes) --------------------------------------------------------
+def sft_job(setting: str, seed: int, smoke: bool, run_dir: str) -> dict[str, Any]:
+    """Train and save the seed's SFT warm start; evaluates it (the curve's step-0 point)."""
+    from trainers.local import LocalTrainer, TrainConfig
+
+    out = Path(run_dir) / setting / f"seed{seed}" / "sft"
+    done = out / "result.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    cfg = TrainConfig.from_dict({**setting_config(setting, seed, smoke), "algo": "sft"})
+    t0 = time.perf_counter()
+    try:
+        with LocalTrainer(cfg.replace(steps=0), out) as tr:
+            tr.sft()
+            ev = tr.evaluate("after_sft")
+            from agentgym.models import save_tiny_model
+
+            save_tiny_model(tr.model, tr.tokenizer, out / "model", trainer="agentgym.local", step=0)
+    except Exception as exc:  # noqa: BLE001 - e.g. the env's data is missing here: reported per setting
+        return {"error": f"{type(exc).__name__}: {exc}", "seconds": time.perf_counter() - t0}
+    result = {"success": ev["success_rate"], "score": ev["mean_score"], "seconds": time.perf_counter() - t0}
+    done.write_text(json.dumps(result) + "\n")
+    return result
+
+
+def rl_job(setting: str, seed: int, module: str, smoke: bool, run_dir: str) -> dict[str, Any]:
+    """RL from the seed's SFT checkpoint with one module arm; writes ``result.json``."""
+    from agentgym.models import load_model
+    from trainers.local import LocalTrainer, TrainConfig
+    from trainers.local.diagnostics import summarise_diagnostics
+    from trainers.local.metrics import read_metrics
+
+    seed_dir = Path(run_dir) / setting / f"seed{seed}"
+    out = seed_dir / module
+    done = out / "result.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    credit, estimator = MODULES[module]
+    values = {
+        **setting_config(setting, seed, smoke),
+        "credit": credit,
+        "estimator": estimator,
+        "sft_steps": 0,
+    }
+    cfg = TrainConfig.from_dict(values)
+    sft = json.loads((seed_dir / "sft" / "result.json").read_text())
+    if "error" in sft:
+        return {"error": f"SFT warm start failed: {sft['error']}", "seconds": 0.0}
+    model, tok = load_model(seed_dir / "sft" / "model")
+    metric = "mean_score" if SETTINGS[setting]["env"] in QA_ENV_IDS else "success_rate"
+    t0 = time.perf_counter()
+    if (out / "metrics.jsonl").exists():  # a half-finished run from a killed ablation: start it over
+        (out / "metrics.jsonl").unlink()
+    try:
+        with LocalTrainer(cfg, out, model=model, tokenizer=tok) as tr:
+            summary = tr.train()
+    except Exception as exc:  # noqa: BLE001 - a module that cannot run on this env is reported, not scored
+        # not saved as done: a rerun retries it (e.g. after the env's data was installed)
+        return {"error": f"{type(exc).__name__}: {exc}", "seconds": time.perf_counter() - t0}
+    start = sft["score"] if metric == "mean_score" else sft["success"]
+    curve = [(0, start)] + [(e["step"], e[metric]) for e in summary["evals"] if e["step"] > 0]
+    rl_records = [r for r in read_metrics(out) if r.get("phase") == "rl"]
+    result = {
+        "curve": curve,
+        "final": curve[-1][1],
+        "seconds": time.perf_counter() - t0,
+        "diagnostics": summarise_diagnostics(rl_records) | _side_metrics(rl_records),
+    }
+    done.write_text(json.dumps(result) + "\n")
+    return result
+
+
+def _side_metrics(records: list[dict[str, Any]]) -> dict[str, float]:
+    """Run means of the credit modules' own side-model metrics (SPA, OPRL, gate)."""
+    prefixes = ("spa/", "oprl/", "gated/", "gate_", "igpo/", "credit/advantage")
+    keys = sorted({k for r in records for k in r if k.startswith(prefixes)})
+    out = {}
+    for key in keys:
+        vals = [float(r[key]) for r in records if isinstance(r.get(key), (int, float))]
+        vals = [v for v in vals if math.isfinite(v)]
+        if vals:
+            out[key] = statistics.fmean(vals)
+    return out
+
+
+def _call(job: tuple[Any, ...]) -> dict[str, Any]:
+    kind, overrides, *rest = job
+    ENV_OVERRIDES.clear()  # a spawned worker does not inherit the parent's module state
+    ENV_OVERRIDES.update(overrides)
+    return (sft_job if kind == "sft" else rl_job)(*rest)
+
+
+def run_jobs(jobs: list[tuple[Any, ...]], workers: int) -> list[dict[str, Any]]:
+    if workers <= 1:
+        return [_call(j) for j in jobs]
+    import multiprocessing
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_call, jobs))
+
+
+# ---- tables and plots ------------------------------------------------------------------------
+def _mean_std(xs: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(xs), "std": statistics.pstdev(xs) if len(xs) > 1 else 0.0}
+
+
+def auc(curve: list[tuple[int, float]]) -> float:
+    """Trapezoid area under ``[(step, value), ...]`` divided by the step span (a mean value)."""
+    if len(curve) < 2:
+        return float(curve[0][1]) if curve else 0.0
+    area = math.fsum((s1 - s0) * (v0 + v1) / 2 for (s0, v0), (s1, v1) in zip(curve, curve[1:]))
+    return area / (curve[-1][0] - curve[0][0])
+
+
+def steps_to_reach(curve: list[tuple[int, float]], target: float) -> int | None:
+    """The first RL step whose held-out value is ≥ ``target`` (None when never)."""
+    return next((int(s) for s, v in curve if v >= target - 1e-9), None)
+
+
+def summarise(
+    runs: dict[str, dict[str, dict[str, Any]]], sft: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """``runs[setting][module]`` = the per-seed results → the per-setting tables."""
+    tables: dict[str, Any] = {}
+    for setting, by_module in runs.items():
+        metric = "score" if SETTINGS[setting]["env"] in QA_ENV_IDS else "success"
+        sft_errors = [r["error"] for r in sft[setting] if "error" in r]
+        if sft_errors:
+            tables[setting] = {"error": sft_errors[0]}
+            continue
+        table: dict[str, Any] = {"sft_only": _mean_std([r[metric] for r in sft[setting]])}
+        outcome_runs = [r for r in by_module.get("outcome", []) if "error" not in r]
+        target = statistics.fmean(r["final"] for r in outcome_runs) if outcome_runs else None
+        for module, seeds in by_module.items():
+            errors = [r["error"] for r in seeds if "error" in r]
+            if errors:
+                table[module] = {"error": errors[0]}
+                continue
+            reach = [steps_to_reach(r["curve"], target) for r in seeds] if target is not None else []
+            diag_keys = sorted({k for r in seeds for k in r["diagnostics"]})
+            table[module] = {
+                "final": _mean_std([r["final"] for r in seeds]),
+                "auc": _mean_std([auc(r["curve"]) for r in seeds]),
+                "steps_to_outcome_final": reach,
+                "outcome_final_target": target,
+                "seconds": _mean_std([r["seconds"] for r in seeds]),
+                "diagnostics": {
+                    k: statistics.fmean(r["diagnostics"][k] for r in seeds if k in r["diagnostics"])
+                    for k in diag_keys
+                },
+                "per_seed_final": [r["final"] for r in seeds],
+            }
+        tables[setting] = table
+    return tables
+
+
+def plot(runs: dict[str, dict[str, dict[str, Any]]], out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for setting, by_module in runs.items():
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for module, seeds in by_module.items():
+            curves = [r["curve"] for r in seeds if "curve" in r]
+            if not curves or len({len(c) for c in curves}) != 1:
+                continue
+            steps = [s for s, _ in curves[0]]
+            vals = [[c[k][1] for c in curves] for k in range(len(steps))]
+            mean = [statistics.fmean(v) for v in vals]
+            std = [statistics.pstdev(v) if len(v) > 1 else 0.0 for v in vals]
+            ax.plot(steps, mean, "o-", label=module)
+            ax.fill_between(
+                steps, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)], alpha=0.15
+            )
+        metric = "F1" if SETTINGS[setting]["env"] in QA_ENV_IDS else "success"
+        ax.set_xlabel("RL step")
+        ax.set_ylabel(f"held-out {metric} (mean ± std over seeds)")
+        ax.set_title(f"credit ablation · {setting}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = out / f"ablation_{setting}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        paths.append(str(path))
+    return paths
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(prog="agentgym bench ablation", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--settings", default=",".join(DEFAULT_SETTINGS), help=f"comma-separated, of {list(SETTINGS)}"
+    )
+    p.add_argument("--modules", default=",".join(MODULES), help=f"comma-separated, of {list(MODULES)}")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--workers", type=int, default=2, help="parallel worker processes (1 = in-process)")
+    p.add_argument("--run-dir", default="runs/bench-ablation")
+    p.add_argument("--smoke", action="store_true", help="one-seed, two-step form (the test suite's)")
+    p.add_argument("--fresh", action="store_true", help="redo finished runs instead of resuming")
+    p.add_argument(
+        "--qa-data", default=None, help="QA data dir (default: $AGENTGYM_QA_DATA, the env's lookup)"
+    )
+    p.add_argument("--json", action="store_true", help="(accepted for the bench runner)")
+    args = p.parse_args(argv)
+    overrides = {"qa": {"data_dir": args.qa_data}} if args.qa_data else {}
+    modules = [m.strip() for m in args.modules.split(",") if m.strip()]
+    unknown = sorted(set(modules) - set(MODULES))
+    if unknown:
+        raise SystemExit(f"unknown module arm(s) {unknown}; known: {', '.join(MODULES)}")
+    settings, skipped = available_settings([s.strip() for s in args.settings.split(",") if s.strip()])
+    seeds = list(range(1 if args.smoke else args.seeds))
+    out = Path(args.run_dir)
+    if args.fresh and out.exists():
+        for done in out.glob("**/result.json"):
+            done.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    sft_jobs = [("sft", overrides, s, k, args.smoke, str(out)) for s in settings for k in seeds]
+    sft_res = run_jobs(sft_jobs, args.workers)
+    rl_jobs = [
+        ("rl", overrides, s, k, m, args.smoke, str(out))
+        for s in settings
+        for m in arms_for(s, modules)
+        for k in seeds
+    ]
+    rl_res = run_jobs(rl_jobs, args.workers)
+    sft: dict[str, list[dict[str, Any]]] = {s: [] for s in settings}
+    for job, res in zip(sft_jobs, sft_res):
+        sft[job[2]].append(res)
+    runs: dict[str, dict[str, dict[str, Any]]] = {s: {} for s in settings}
+    for job, res in zip(rl_jobs, rl_res):
+        runs[job[2]].setdefault(job[4], []).append(res)
+    result = {
+        "seeds": len(seeds),
+        "smoke": args.smoke,
+        "settings": {s: {k: v for k, v in SETTINGS[s].items() if k not in _RL_COMMON} for s in settings},
+        "skipped": skipped,
+        "tables": summarise(runs, sft),
+        "runs": runs,
+        "plots": plot(runs, out),
+        "wall_seconds": time.perf_counter() - t0,
+    }
+    (out / "ablation.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2))

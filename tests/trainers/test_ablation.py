@@ -1,0 +1,97 @@
+"""``agentgym bench ablation``: its pure pieces by hand, and its one-seed smoke form end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import ablation
+
+
+def test_auc_is_the_trapezoid_mean_over_the_step_span():
+    # (0, 0) → (10, 0.5) → (20, 0.5): area = 10·0.25 + 10·0.5 = 7.5 over a span of 20 → 0.375
+    assert ablation.auc([(0, 0.0), (10, 0.5), (20, 0.5)]) == pytest.approx(0.375)
+    assert ablation.auc([(0, 0.4)]) == pytest.approx(0.4)
+
+
+def test_steps_to_reach_is_the_first_eval_at_or_above_the_target():
+    curve = [(0, 0.1), (10, 0.3), (20, 0.5), (30, 0.4)]
+    assert ablation.steps_to_reach(curve, 0.3) == 10
+    assert ablation.steps_to_reach(curve, 0.45) == 20
+    assert ablation.steps_to_reach(curve, 0.9) is None
+
+
+def test_summarise_tables_mean_std_and_steps_to_outcome():
+    runs = {
+        "coin10": {
+            "outcome": [
+                {"curve": [(0, 0.0), (10, 0.2), (20, 0.4)], "final": 0.4, "seconds": 1.0, "diagnostics": {}},
+                {"curve": [(0, 0.0), (10, 0.4), (20, 0.2)], "final": 0.2, "seconds": 3.0, "diagnostics": {}},
+            ],
+            "gigpo": [
+                {"curve": [(0, 0.0), (10, 0.3), (20, 0.6)], "final": 0.6, "seconds": 2.0, "diagnostics": {}},
+                {"curve": [(0, 0.0), (10, 0.2), (20, 0.2)], "final": 0.2, "seconds": 2.0, "diagnostics": {}},
+            ],
+            "spa": [{"error": "ValueError: no"}, {"error": "ValueError: no"}],
+        }
+    }
+    sft = {"coin10": [{"success": 0.0, "score": 0.0}, {"success": 0.2, "score": 0.2}]}
+    t = ablation.summarise(runs, sft)["coin10"]
+    assert t["sft_only"] == {"mean": pytest.approx(0.1), "std": pytest.approx(0.1)}
+    # outcome finals 0.4, 0.2 → mean 0.3, population std 0.1; the target for steps-to-reach is 0.3
+    assert t["outcome"]["final"] == {"mean": pytest.approx(0.3), "std": pytest.approx(0.1)}
+    assert t["gigpo"]["outcome_final_target"] == pytest.approx(0.3)
+    # gigpo seed 0 first reaches 0.3 at step 10; seed 1 never does
+    assert t["gigpo"]["steps_to_outcome_final"] == [10, None]
+    # outcome seed 0: trapezoid (10·0.1 + 10·0.3)/20 = 0.2; seed 1: (10·0.2 + 10·0.3)/20 = 0.25
+    assert t["outcome"]["auc"]["mean"] == pytest.approx(0.225)
+    assert t["spa"] == {"error": "ValueError: no"}
+
+
+def test_igpo_only_runs_where_the_env_gives_a_reference_answer():
+    assert "igpo" not in ablation.arms_for("coin10", list(ablation.MODULES))
+    assert "igpo" in ablation.arms_for("qa", list(ablation.MODULES))
+
+
+@pytest.mark.slow
+def test_smoke_form_runs_every_module_and_resumes(tmp_path):
+    modules = "outcome,gated,spa,oprl,gigpo,pure"
+    argv = [
+        "--settings",
+        "coin10",
+        "--modules",
+        modules,
+        "--smoke",
+        "--workers",
+        "1",
+        "--run-dir",
+        str(tmp_path),
+    ]
+    result = ablation.main(argv)
+    table = result["tables"]["coin10"]
+    assert result["seeds"] == 1
+    for module in modules.split(","):
+        row = table[module]
+        assert "error" not in row, row
+        assert 0.0 <= row["final"]["mean"] <= 1.0
+        assert "diag/adv_nonzero_frac" in row["diagnostics"]
+    saved = json.loads((tmp_path / "ablation.json").read_text())
+    assert saved["tables"]["coin10"].keys() == table.keys()
+    assert (tmp_path / "ablation_coin10.png").is_file()
+    # resume: every job's result.json exists, so a rerun trains nothing and reproduces the tables
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("**/result.json")}
+    again = ablation.main(argv)
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("**/result.json")} == stamps
+    assert again["tables"] == json.loads(json.dumps(result["tables"]))
+
+
+def test_qa_data_dir_and_smoke_sizes_reach_the_job_config(monkeypatch):
+    monkeypatch.setattr(ablation, "ENV_OVERRIDES", {"qa": {"data_dir": "/data/qa"}})
+    qa = ablation.setting_config("qa", seed=2, smoke=False)
+    assert qa["env_kwargs"] == {"data_dir": "/data/qa"} and qa["seed"] == 2
+    coin = ablation.setting_config("coin10", seed=0, smoke=True)
+    assert coin["env_kwargs"]["n_games"] == {"train": 2, "test": 2}
+    assert coin["env_kwargs"]["difficulty"] == 10 and coin["steps"] == ablation.SMOKE["steps"]
+    # the full form is the long-horizon one: Coin Collector level 10 with room for >= 10 turns
+    assert ablation.SETTINGS["coin10"]["max_turns"] >= 10
