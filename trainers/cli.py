@@ -204,6 +204,14 @@ def cmd_train_verl(args: argparse.Namespace) -> int:
     out = args.out or f"runs/{cfg.env.replace('/', '_')}-verl-{cfg.algo}-seed{cfg.seed}"
     launch_kv.setdefault("out_dir", f"{out}/checkpoints")
     launch = VerlLaunch.from_dict(launch_kv)
+    if not args.dry_run and launch.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                "--backend verl on device cuda needs a CUDA GPU and none is visible here: pass --device cpu "
+                "(verl on CPU, trainers.verl.cpu), --dry-run to print the command, or --backend local"
+            )
     if not args.dry_run:
         cfg, launch = _prepare_verl_inputs(cfg, launch, out, given=set(launch_kv))
     elif cfg.model == "tiny":
