@@ -59,6 +59,18 @@ _RL_COMMON: dict[str, Any] = {
     "progress": False,
     "plot": False,
     "save_every": 0,
+    # one budget for every setting (override per setting where the task needs it)
+    "sft_steps": 60,
+    "sft_tasks": 40,
+    "sft_batch_size": 16,
+    "sft_learning_rate": 1e-2,
+    "steps": 30,
+    "tasks_per_step": 4,
+    "group_size": 4,
+    "learning_rate": 1e-3,
+    "lr_warmup_steps": 5,
+    "eval_episodes": 20,
+    "eval_every": 10,
 }
 
 #: long-horizon settings. The budgets aim at <= 90 min for 6 modules x 3 seeds on 2 cores; that
@@ -72,17 +84,6 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "env_kwargs": {"difficulty": 10, "n_games": {"train": 40, "test": 20}},
         "max_turns": 14,  # the walkthrough is 10 steps (9 moves, take coin): little slack for detours
         "max_new_tokens": 8,
-        "sft_steps": 60,
-        "sft_tasks": 40,
-        "sft_batch_size": 16,
-        "sft_learning_rate": 1e-2,
-        "steps": 30,
-        "tasks_per_step": 4,
-        "group_size": 4,
-        "learning_rate": 1e-3,
-        "lr_warmup_steps": 5,
-        "eval_episodes": 20,
-        "eval_every": 10,
     },
     # the QA env (issue 13): multi-turn search then answer; success = answer F1 (env score)
     "qa": {
@@ -91,17 +92,6 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "env_kwargs": {},  # data: $AGENTGYM_QA_DATA or --qa-data (the env's own lookup)
         "max_turns": 6,
         "max_new_tokens": 32,
-        "sft_steps": 60,
-        "sft_tasks": 40,
-        "sft_batch_size": 16,
-        "sft_learning_rate": 1e-2,
-        "steps": 30,
-        "tasks_per_step": 4,
-        "group_size": 4,
-        "learning_rate": 1e-3,
-        "lr_warmup_steps": 5,
-        "eval_episodes": 20,
-        "eval_every": 10,
     },
     # ALFWorld, one task type (pick_and_place_simple); evaluated on valid_seen
     "alfworld-pick": {
@@ -111,17 +101,10 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "eval_split": "valid_seen",
         "max_turns": 12,
         "max_new_tokens": 12,
-        "sft_steps": 60,
         "sft_tasks": 32,
         "sft_batch_size": 8,
-        "sft_learning_rate": 1e-2,
         "steps": 20,
-        "tasks_per_step": 4,
-        "group_size": 4,
-        "learning_rate": 1e-3,
-        "lr_warmup_steps": 5,
         "eval_episodes": 10,
-        "eval_every": 10,
     },
 }
 DEFAULT_SETTINGS = ("coin10", "qa")
