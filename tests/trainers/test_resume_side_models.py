@@ -25,7 +25,7 @@ SIDE = {
 def _rl_metrics(run, key):
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     return {
-        r["step"]: (r["loss"], r["reward_mean"], r["credit/advantage_abs_mean"], r.get(key))
+        r["step"]: (r["loss"], r["critic/score/mean"], r["credit/advantage_abs_mean"], r.get(key))
         for r in lines
         if r["phase"] == "rl"
     }
