@@ -29,7 +29,6 @@ open a seen title, answer with a seen title), never the gold answer.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agentgym.env import StepResult
-from agentgym.errors import ConfigError, EnvError
+from agentgym.errors import ConfigError, EnvError, build_config
 from agentgym.toolformats import get_format
 from agentgym.tools import ToolEnv, ToolError
 from envs.qa import data as qa_data
@@ -93,11 +92,7 @@ class QAConfig:
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> QAConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(kwargs) - known)
-        if unknown:
-            raise ConfigError(f"unknown QA setting(s) {unknown}; known settings: {sorted(known)}")
-        return cls(**kwargs)
+        return build_config(cls, "QA", **kwargs)
 
 
 @dataclass(frozen=True)

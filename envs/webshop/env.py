@@ -22,7 +22,6 @@ there is no precomputed walkthrough because the right move depends on what the s
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from collections.abc import Sequence
@@ -33,7 +32,7 @@ import gymnasium as gym
 import numpy as np
 
 from agentgym.env import StepResult, TextEnv
-from agentgym.errors import ConfigError
+from agentgym.errors import ConfigError, build_config
 from envs.webshop import pages
 from envs.webshop.data import Product
 from envs.webshop.expert import expert_action, search_candidates
@@ -106,11 +105,7 @@ class WebShopConfig:
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> WebShopConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(kwargs) - known)
-        if unknown:
-            raise ConfigError(f"unknown WebShop setting(s) {unknown}; known settings: {sorted(known)}")
-        return cls(**kwargs)
+        return build_config(cls, "WebShop", **kwargs)
 
 
 @dataclass
