@@ -59,22 +59,24 @@ _RL_COMMON: dict[str, Any] = {
     "progress": False,
     "plot": False,
     "save_every": 0,
-    # one budget for every setting (override per setting where the task needs it)
-    "sft_steps": 60,
+    "log_rollouts_every": 10,
+    # one budget for every setting (override per setting where the task needs it). SFT at 1e-3:
+    # at 1e-2 the tiny model collapses to the action marginal ("go north" whatever the room; issue 15)
+    "sft_steps": 200,
     "sft_tasks": 40,
-    "sft_batch_size": 16,
-    "sft_learning_rate": 1e-2,
-    "steps": 30,
+    "sft_batch_size": 8,
+    "sft_learning_rate": 1e-3,
+    "steps": 20,
     "tasks_per_step": 4,
     "group_size": 4,
-    "learning_rate": 1e-3,
-    "lr_warmup_steps": 5,
+    "learning_rate": 5e-4,
+    "lr_warmup_steps": 3,
     "eval_episodes": 20,
-    "eval_every": 10,
+    "eval_every": 5,
 }
 
-#: long-horizon settings. The budgets aim at <= 90 min for 6 modules x 3 seeds on 2 cores; that
-#: was NOT measured yet (issue 15: only the smoke form ran, on a machine loaded ~8x)
+#: long-horizon settings, sized for <= 90 min for all arms x 3 seeds on 2 cores (2 workers, one
+#: torch thread each); the measured wall time is in ablation.json
 SETTINGS: dict[str, dict[str, Any]] = {
     # Coin Collector level 10: a chain of 10 rooms, the coin at the far end (10-step walkthrough);
     # every room but the ends has two exits, so a wrong turn is a detour to undo
@@ -84,14 +86,20 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "env_kwargs": {"difficulty": 10, "n_games": {"train": 40, "test": 20}},
         "max_turns": 14,  # the walkthrough is 10 steps (9 moves, take coin): little slack for detours
         "max_new_tokens": 8,
+        # 200 SFT steps left the tiny model at the action marginal (loss 0.42, success 0.00 on
+        # every seed): 10-step walkthroughs need a longer warm start
+        "sft_steps": 600,
     },
     # the QA env (issue 13): multi-turn search then answer; success = answer F1 (env score)
     "qa": {
         **_RL_COMMON,
         "env": "qa",
-        "env_kwargs": {},  # data: $AGENTGYM_QA_DATA or --qa-data (the env's own lookup)
-        "max_turns": 6,
-        "max_new_tokens": 32,
+        # data: $AGENTGYM_QA_DATA or --qa-data (the env's own lookup). One hit per search (Search-R1
+        # shows 3): the windowed prompt stays ~3x shorter, which the 2-core budget needs
+        "env_kwargs": {"topk": 1},
+        "max_turns": 5,
+        "max_new_tokens": 24,
+        "steps": 10,
     },
     # ALFWorld, one task type (pick_and_place_simple); evaluated on valid_seen
     "alfworld-pick": {
@@ -102,12 +110,10 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "max_turns": 12,
         "max_new_tokens": 12,
         "sft_tasks": 32,
-        "sft_batch_size": 8,
-        "steps": 20,
-        "eval_episodes": 10,
+        "sft_steps": 400,
     },
 }
-DEFAULT_SETTINGS = ("coin10", "qa")
+DEFAULT_SETTINGS = ("coin10", "qa", "alfworld-pick")
 #: the smoke form (test suite): one seed, two RL steps, tiny task sets
 SMOKE: dict[str, Any] = {
     "sft_steps": 4,
@@ -257,12 +263,24 @@ def _call(job: tuple[Any, ...]) -> dict[str, Any]:
     return (sft_job if kind == "sft" else rl_job)(*rest)
 
 
+def _init_worker(threads: int) -> None:
+    """One worker's torch threads: the cores split between workers (oversubscription ~halves speed)."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def run_jobs(jobs: list[tuple[Any, ...]], workers: int) -> list[dict[str, Any]]:
     if workers <= 1:
         return [_call(j) for j in jobs]
     import multiprocessing
+    import os
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)
+    ) as pool:
         return list(pool.map(_call, jobs))
 
 
@@ -356,6 +374,21 @@ def plot(runs: dict[str, dict[str, dict[str, Any]]], out: Path) -> list[str]:
     return paths
 
 
+def compare_pages(runs: dict[str, dict[str, Any]], out: Path, seeds: list[int]) -> list[str]:
+    """One ``agentgym view`` page per (setting, seed) overlaying every module's run (issue 12's viewer)."""
+    from agentgym.viewer import write_view
+
+    pages = []
+    for setting, by_module in runs.items():
+        for seed in seeds:
+            dirs = [out / setting / f"seed{seed}" / m for m in by_module]
+            dirs = [d for d in dirs if (d / "result.json").is_file()]
+            if len(dirs) >= 2:
+                target = out / f"compare_{setting}_seed{seed}.html"
+                pages.append(str(write_view(dirs, target)))
+    return pages
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(prog="agentgym bench ablation", description=__doc__.splitlines()[0])
     p.add_argument(
@@ -408,6 +441,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "tables": summarise(runs, sft),
         "runs": runs,
         "plots": plot(runs, out),
+        "compare_pages": compare_pages(runs, out, seeds),
         "wall_seconds": time.perf_counter() - t0,
     }
     (out / "ablation.json").write_text(json.dumps(result, indent=2) + "\n")

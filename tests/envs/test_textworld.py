@@ -280,6 +280,28 @@ def test_same_seed_gives_the_same_game_in_process(env_cache_dir, tmp_path):
 
 
 @pytest.mark.slow
+def test_parallel_prepare_generates_the_same_games_as_sequential(env_cache_dir, tmp_path):
+    """prepare(workers=2) compiles in spawned processes; every game matches an in-process one."""
+    ids = [f"coin-easy-train-{i:04d}" for i in range(3)]
+    sizes = {"train": 3, "valid": 1, "test": 1}
+    parallel = GameStore(FAMILIES["coin"], "easy", sizes, tmp_path / "par")
+    assert parallel.prepare(ids, progress=False, workers=2) == 3
+    assert parallel.prepare(ids, progress=False, workers=2) == 0  # all cached now
+    sequential = GameStore(FAMILIES["coin"], "easy", sizes, tmp_path / "seq")
+    assert sequential.prepare(ids[:1], progress=False) == 1
+    for tid in ids:
+        assert (
+            parallel.is_ready(tid)
+            and json.loads((parallel.game_dir(tid) / "task.json").read_text())["seed"]
+            == parallel.ref(tid).seed
+        )
+    # content, not bytes: another process has another hash seed (see the module docstring)
+    sig = game_signature(parallel.game_dir(ids[0]) / "game.json")
+    assert sig == game_signature(sequential.game_dir(ids[0]) / "game.json")
+    assert len({game_signature(parallel.game_dir(t) / "game.json") for t in ids}) == 3
+
+
+@pytest.mark.slow
 def test_same_seed_gives_the_same_game_in_another_process(env_cache_dir, tmp_path):
     """Another interpreter with another hash seed generates the same game (same content and play)."""
     task_id = "treasure-easy-test-0000"

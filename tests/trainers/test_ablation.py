@@ -78,6 +78,10 @@ def test_smoke_form_runs_every_module_and_resumes(tmp_path):
         assert "diag/adv_nonzero_frac" in row["diagnostics"]
     saved = json.loads((tmp_path / "ablation.json").read_text())
     assert saved["tables"]["coin10"].keys() == table.keys()
+    # the viewer overlays the seed's module runs on one page
+    page = tmp_path / "compare_coin10_seed0.html"
+    assert saved["compare_pages"] == [str(page)]
+    assert all(m in page.read_text() for m in modules.split(","))
     assert (tmp_path / "ablation_coin10.png").is_file()
     # resume: every job's result.json exists, so a rerun trains nothing and reproduces the tables
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("**/result.json")}

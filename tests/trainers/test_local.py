@@ -171,3 +171,19 @@ def test_lr_warmup_is_linear_then_constant():
     assert TrainConfig(learning_rate=1e-3).rl_learning_rate(1) == 1e-3
     with pytest.raises(ConfigError, match="lr_warmup_steps"):
         TrainConfig(lr_warmup_steps=-1)
+
+
+def test_cosine_lr_decays_from_the_end_of_warmup_to_min_lr_ratio():
+    from trainers.local import TrainConfig
+
+    # 2 warmup steps of 12, so the cosine spans steps 2..12 (10 steps). Step 7 is half-way:
+    # (1 + cos(pi/2)) / 2 = 0.5; step 12: (1 + cos(pi)) / 2 = 0; step 2: cos(0) → 1.
+    cfg = TrainConfig(learning_rate=1.0, steps=12, lr_warmup_steps=2, lr_scheduler_type="cosine")
+    assert [cfg.rl_learning_rate(k) for k in (1, 2, 7, 12)] == pytest.approx([0.5, 1.0, 0.5, 0.0])
+    # with min_lr_ratio 0.1 the half-way rate is 0.1 + 0.9 * 0.5 = 0.55 and the floor is 0.1
+    floor = cfg.replace(min_lr_ratio=0.1)
+    assert [floor.rl_learning_rate(k) for k in (7, 12)] == pytest.approx([0.55, 0.1])
+    with pytest.raises(ConfigError, match="lr_scheduler_type"):
+        TrainConfig(lr_scheduler_type="linear")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="min_lr_ratio"):
+        TrainConfig(min_lr_ratio=1.5)

@@ -8,6 +8,7 @@ rejects unknown keys with the list of valid ones, so a typo never silently falls
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -53,6 +54,10 @@ class TrainConfig:
     #: updates move every weight by ~lr whatever the gradient's size, which can knock a small
     #: SFT-warm-started policy into all-fail groups (no GRPO gradient ever after); 0 = none
     lr_warmup_steps: int = 0
+    #: RL learning-rate schedule after the warmup (verl: ``lr_scheduler_type``): ``constant``, or
+    #: ``cosine`` decay from ``learning_rate`` to ``min_lr_ratio`` · ``learning_rate`` at the last step
+    lr_scheduler_type: Literal["constant", "cosine"] = "constant"
+    min_lr_ratio: float = 0.0
     weight_decay: float = 0.0
     #: PPO-style importance-ratio clip: ratio in [1 - clip_eps, 1 + clip_eps_high or clip_eps]
     clip_eps: float = 0.2
@@ -136,6 +141,11 @@ class TrainConfig:
                 f"old_logprobs must be 'recompute' or 'rollout', got {self.old_logprobs!r}",
             ),
             (self.learning_rate > 0 and self.sft_learning_rate > 0, "learning rates must be > 0"),
+            (
+                self.lr_scheduler_type in ("constant", "cosine"),
+                f"lr_scheduler_type must be 'constant' or 'cosine', got {self.lr_scheduler_type!r}",
+            ),
+            (0.0 <= self.min_lr_ratio <= 1.0, f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}"),
             (0 < self.clip_eps < 1, f"clip_eps must be in (0, 1), got {self.clip_eps}"),
             (self.clip_eps_high is None or self.clip_eps_high > 0, "clip_eps_high must be > 0 or None"),
             (self.max_grad_norm > 0, f"max_grad_norm must be > 0, got {self.max_grad_norm}"),
@@ -182,10 +192,20 @@ class TrainConfig:
         return 0 if self.algo == "sft" else self.steps
 
     def rl_learning_rate(self, step: int) -> float:
-        """The RL learning rate at RL step ``step`` (1-based): linear warmup, then constant."""
+        """The RL learning rate at RL step ``step`` (1-based): linear warmup, then the schedule.
+
+        Cosine (as verl's ``get_cosine_schedule_with_warmup``): after the warmup, progress
+        ``p = (step - warmup) / (steps - warmup)`` gives
+        ``lr · (min_lr_ratio + (1 - min_lr_ratio) · (1 + cos(pi · p)) / 2)``.
+        """
         if self.lr_warmup_steps and step < self.lr_warmup_steps:
             return self.learning_rate * max(step, 1) / self.lr_warmup_steps
-        return self.learning_rate
+        if self.lr_scheduler_type == "constant":
+            return self.learning_rate
+        span = max(self.steps - self.lr_warmup_steps, 1)
+        progress = min(max(step - self.lr_warmup_steps, 0) / span, 1.0)
+        ratio = self.min_lr_ratio + (1.0 - self.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.learning_rate * ratio
 
     def resolved_estimator(self, module_default: str) -> str:
         """The estimator spec this run uses (see the ``estimator`` field)."""
