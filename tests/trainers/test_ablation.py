@@ -93,7 +93,7 @@ def test_smoke_form_runs_every_module_and_resumes(tmp_path):
 def test_qa_data_dir_and_smoke_sizes_reach_the_job_config(monkeypatch):
     monkeypatch.setattr(ablation, "ENV_OVERRIDES", {"qa": {"data_dir": "/data/qa"}})
     qa = ablation.setting_config("qa", seed=2, smoke=False)
-    assert qa["env_kwargs"] == {"data_dir": "/data/qa"} and qa["seed"] == 2
+    assert qa["env_kwargs"] == {"topk": 1, "data_dir": "/data/qa"} and qa["seed"] == 2
     coin = ablation.setting_config("coin10", seed=0, smoke=True)
     assert coin["env_kwargs"]["n_games"] == {"train": 2, "test": 2}
     assert coin["env_kwargs"]["difficulty"] == 10 and coin["steps"] == ablation.SMOKE["steps"]
