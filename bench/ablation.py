@@ -374,6 +374,46 @@ def plot(runs: dict[str, dict[str, dict[str, Any]]], out: Path) -> list[str]:
     return paths
 
 
+def _fmt(ms: dict[str, float]) -> str:
+    return f"{ms['mean']:.3f} ± {ms['std']:.3f}"
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    """The tables of ``ablation.json`` as Markdown (``ablation.md``): one table per setting."""
+    lines = [f"# Credit ablation ({result['seeds']} seeds, wall {result['wall_seconds'] / 60:.1f} min)", ""]
+    for setting, table in result["tables"].items():
+        metric = "F1" if SETTINGS[setting]["env"] in QA_ENV_IDS else "success"
+        lines += [f"## {setting}", ""]
+        if "error" in table:
+            lines += [f"error: {table['error']}", ""]
+            continue
+        lines += [
+            f"SFT warm start (every module's step 0): held-out {metric} {_fmt(table['sft_only'])}",
+            "",
+            f"| module | final {metric} | per seed | AUC | steps to outcome's final | adv var | "
+            "non-zero adv | credit-oracle corr | min/run |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for module, row in table.items():
+            if module == "sft_only":
+                continue
+            if "error" in row:
+                lines.append(f"| {module} | error: {row['error']} |  |  |  |  |  |  |  |")
+                continue
+            d = row["diagnostics"]
+            corr = d.get("diag/credit_oracle_corr")
+            lines.append(
+                f"| {module} | {_fmt(row['final'])} | {', '.join(f'{v:.2f}' for v in row['per_seed_final'])} "
+                f"| {_fmt(row['auc'])} | {row['steps_to_outcome_final']} "
+                f"| {d.get('diag/adv_var', float('nan')):.3f} | {d.get('diag/adv_nonzero_frac', float('nan')):.2f} "
+                f"| {'n/a' if corr is None else f'{corr:.2f}'} | {row['seconds']['mean'] / 60:.1f} |"
+            )
+        lines.append("")
+    if result.get("skipped"):
+        lines += ["Skipped: " + "; ".join(f"{k}: {v}" for k, v in result["skipped"].items()), ""]
+    return "\n".join(lines)
+
+
 def compare_pages(runs: dict[str, dict[str, Any]], out: Path, seeds: list[int]) -> list[str]:
     """One ``agentgym view`` page per (setting, seed) overlaying every module's run (issue 12's viewer)."""
     from agentgym.viewer import write_view
@@ -445,6 +485,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "wall_seconds": time.perf_counter() - t0,
     }
     (out / "ablation.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "ablation.md").write_text(render_markdown(result))
     return result
 
 

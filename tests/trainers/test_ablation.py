@@ -82,6 +82,8 @@ def test_smoke_form_runs_every_module_and_resumes(tmp_path):
     page = tmp_path / "compare_coin10_seed0.html"
     assert saved["compare_pages"] == [str(page)]
     assert all(m in page.read_text() for m in modules.split(","))
+    md = (tmp_path / "ablation.md").read_text()
+    assert all(f"| {m} | " in md for m in modules.split(","))
     assert (tmp_path / "ablation_coin10.png").is_file()
     # resume: every job's result.json exists, so a rerun trains nothing and reproduces the tables
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("**/result.json")}
