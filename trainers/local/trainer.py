@@ -152,7 +152,10 @@ class LocalTrainer:
             tasks = list(base.task_ids("train"))
             if not tasks:
                 raise ConfigError(f"{self.env_id} has no train tasks")
-            base.prepare(tasks, progress=False)
+            held_out = list(base.task_ids(self.cfg.eval_split))[: self.cfg.eval_episodes]
+            # one pass over what the run will play (e.g. TextWorld compiles its games here, once,
+            # in parallel processes), with a progress bar unless quiet
+            base.prepare(tasks + held_out, progress=self.cfg.progress)
         finally:
             env.close()
         return tasks
