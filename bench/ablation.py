@@ -256,6 +256,12 @@ def _side_metrics(records: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
+def _finished(run: Path) -> dict[str, Any]:
+    """A job's ``result.json``, or an error row saying it has not finished (``--report``)."""
+    done = run / "result.json"
+    return json.loads(done.read_text()) if done.is_file() else {"error": f"not finished yet ({run})"}
+
+
 def _call(job: tuple[Any, ...]) -> dict[str, Any]:
     kind, overrides, *rest = job
     ENV_OVERRIDES.clear()  # a spawned worker does not inherit the parent's module state
@@ -441,6 +447,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--smoke", action="store_true", help="one-seed, two-step form (the test suite's)")
     p.add_argument("--fresh", action="store_true", help="redo finished runs instead of resuming")
     p.add_argument(
+        "--report",
+        action="store_true",
+        help="train nothing: tabulate the runs finished so far (e.g. while the ablation still runs)",
+    )
+    p.add_argument(
         "--qa-data", default=None, help="QA data dir (default: $AGENTGYM_QA_DATA, the env's lookup)"
     )
     p.add_argument("--json", action="store_true", help="(accepted for the bench runner)")
@@ -459,14 +470,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     sft_jobs = [("sft", overrides, s, k, args.smoke, str(out)) for s in settings for k in seeds]
-    sft_res = run_jobs(sft_jobs, args.workers)
     rl_jobs = [
         ("rl", overrides, s, k, m, args.smoke, str(out))
         for s in settings
         for m in arms_for(s, modules)
         for k in seeds
     ]
-    rl_res = run_jobs(rl_jobs, args.workers)
+    if args.report:
+        sft_res = [_finished(out / j[2] / f"seed{j[3]}" / "sft") for j in sft_jobs]
+        rl_res = [_finished(out / j[2] / f"seed{j[3]}" / j[4]) for j in rl_jobs]
+    else:
+        sft_res = run_jobs(sft_jobs, args.workers)
+        rl_res = run_jobs(rl_jobs, args.workers)
     sft: dict[str, list[dict[str, Any]]] = {s: [] for s in settings}
     for job, res in zip(sft_jobs, sft_res):
         sft[job[2]].append(res)
@@ -483,6 +498,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "plots": plot(runs, out),
         "compare_pages": compare_pages(runs, out, seeds),
         "wall_seconds": time.perf_counter() - t0,
+        # the jobs' own run times (sum over workers): what a --report of a finished ablation can show
+        "job_seconds_total": math.fsum(float(r.get("seconds", 0.0)) for r in [*sft_res, *rl_res]),
+        "report_only": args.report,
     }
     (out / "ablation.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "ablation.md").write_text(render_markdown(result))

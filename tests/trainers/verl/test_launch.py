@@ -49,7 +49,7 @@ def test_dry_run_command_composes_in_verls_hydra_config(capsys, compose):
     assert cfg.algorithm.agentgym.stat_turns == "all"
     assert cfg.agentgym.credit == "gated(valid(value=0.2), delta=1.0)"
     # the embedded default's env kwargs for textworld-coin, with --env-arg on top
-    assert cfg.agentgym.env_kwargs.difficulty == "easy" and cfg.agentgym.env_kwargs.n_games.test == 20
+    assert cfg.agentgym.env_kwargs.difficulty == "easy" and cfg.agentgym.env_kwargs.n_games.test == 50
     assert cfg.actor_rollout_ref.rollout.n == 8 and cfg.actor_rollout_ref.rollout.name == "sglang"
     assert cfg.actor_rollout_ref.rollout.agent.default_agent_loop == "agentgym"
     assert cfg.actor_rollout_ref.actor.use_kl_loss and cfg.actor_rollout_ref.actor.kl_loss_coef == 0.05
