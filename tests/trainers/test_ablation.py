@@ -84,12 +84,19 @@ def test_smoke_form_runs_every_module_and_resumes(tmp_path):
     assert all(m in page.read_text() for m in modules.split(","))
     md = (tmp_path / "ablation.md").read_text()
     assert all(f"| {m} | " in md for m in modules.split(","))
+    # --report trains nothing and tabulates the same finished runs
+    report = ablation.main([*argv, "--report"])
+    assert report["report_only"] and report["tables"]["coin10"] == table
     assert (tmp_path / "ablation_coin10.png").is_file()
     # resume: every job's result.json exists, so a rerun trains nothing and reproduces the tables
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("**/result.json")}
     again = ablation.main(argv)
     assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("**/result.json")} == stamps
     assert again["tables"] == json.loads(json.dumps(result["tables"]))
+    # a job that has not finished is reported as such, not scored
+    (tmp_path / "coin10" / "seed0" / "spa" / "result.json").unlink()
+    partial = ablation.main([*argv, "--report"])["tables"]["coin10"]
+    assert "not finished yet" in partial["spa"]["error"] and partial["outcome"] == table["outcome"]
 
 
 def test_qa_data_dir_and_smoke_sizes_reach_the_job_config(monkeypatch):
