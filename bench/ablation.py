@@ -178,8 +178,8 @@ def sft_job(setting: str, seed: int, smoke: bool, run_dir: str) -> dict[str, Any
 
     out = Path(run_dir) / setting / f"seed{seed}" / "sft"
     done = out / "result.json"
-    if done.is_file():
-        return json.loads(done.read_text())
+    if (finished := _saved_result(out)) is not None:
+        return finished
     cfg = TrainConfig.from_dict({**setting_config(setting, seed, smoke), "algo": "sft"})
     t0 = time.perf_counter()
     try:
@@ -206,8 +206,8 @@ def rl_job(setting: str, seed: int, module: str, smoke: bool, run_dir: str) -> d
     seed_dir = Path(run_dir) / setting / f"seed{seed}"
     out = seed_dir / module
     done = out / "result.json"
-    if done.is_file():
-        return json.loads(done.read_text())
+    if (finished := _saved_result(out)) is not None:
+        return finished
     credit, estimator = MODULES[module]
     values = {
         **setting_config(setting, seed, smoke),
@@ -256,10 +256,16 @@ def _side_metrics(records: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
+def _saved_result(run: Path) -> dict[str, Any] | None:
+    """A finished job's ``result.json`` (what resuming skips to), else None."""
+    done = run / "result.json"
+    return json.loads(done.read_text()) if done.is_file() else None
+
+
 def _finished(run: Path) -> dict[str, Any]:
     """A job's ``result.json``, or an error row saying it has not finished (``--report``)."""
-    done = run / "result.json"
-    return json.loads(done.read_text()) if done.is_file() else {"error": f"not finished yet ({run})"}
+    saved = _saved_result(run)
+    return saved if saved is not None else {"error": f"not finished yet ({run})"}
 
 
 def _call(job: tuple[Any, ...]) -> dict[str, Any]:
