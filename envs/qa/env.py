@@ -403,18 +403,34 @@ class QAEnv(ToolEnv):
         return get_format(self.tool_format).render([{"name": name, "arguments": args}])
 
     def walkthrough(self, q: Question) -> list[str]:
-        """The oracle: read the gold paragraphs (open, or search by their opening), answer the gold."""
+        """The oracle: read the gold paragraphs (open, or search by title), answer the gold."""
         steps = []
         for p in q.gold_paragraphs():
             if self.config.protocol == "tools":
                 steps.append(self.format_action("open", {"title": p.title}))
             else:
-                steps.append(
-                    self.format_action("search", {"query": " ".join([p.title, *p.text.split()[:30]])})
-                )
+                steps.append(self.format_action("search", {"query": self._oracle_query(p)}))
         if not steps:
             steps.append(self.format_action("search", {"query": q.question}))
         return [*steps, self.format_action("answer", {"text": q.answers[0]})]
+
+    #: words of a gold paragraph's opening the oracle adds to its title, shortest first
+    ORACLE_QUERY_WORDS = (0, 5, 15, 30)
+
+    def _oracle_query(self, p: Paragraph) -> str:
+        """The shortest query that brings ``p`` into the top ``topk``: its title, else title + opening.
+
+        A demonstration a policy can imitate: the title is in the question (first hop) or in the
+        paragraph just read (second hop); the paragraph's own text is not, so it is added only when
+        the title alone does not retrieve the paragraph (e.g. a title shared by several paragraphs).
+        """
+        words = p.text.split()
+        query = p.title
+        for n in self.ORACLE_QUERY_WORDS:
+            query = " ".join([p.title, *words[:n]])
+            if any(h.paragraph.doc_id == p.doc_id for h in self.retriever().search(query, self.config.topk)):
+                return query
+        return query
 
 
 # ---- the Search-R1 protocol ----------------------------------------------------------------------

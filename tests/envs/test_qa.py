@@ -114,6 +114,26 @@ def test_the_oracle_answers_exactly_and_reads_every_gold_paragraph(setting, prot
         assert info["won"] and info["em"] == 1.0 and info["progress"] == 1.0
 
 
+def test_the_search_oracle_queries_by_title_and_adds_text_only_when_the_title_misses():
+    # an imitable demonstration: the gold title (in the question, or in the paragraph just read),
+    # not the gold paragraph's own text, which a policy cannot have seen before retrieving it
+    env = make(topk=1)
+    by_title = 0
+    for task_id in env.task_ids("test")[:20]:
+        _, info = env.reset(options={"task_id": task_id})
+        gold = env.qa.questions[task_id].gold_paragraphs()
+        queries = [first_block(a, ("search",))[1] for a in info["walkthrough"][:-1]]
+        assert len(queries) == len(gold)
+        for query, p in zip(queries, gold):
+            assert query.startswith(p.title)
+            top = [h.paragraph.doc_id for h in env.retriever().search(query, 1)]
+            assert top == [p.doc_id], (query, p.title)
+            title_alone = [h.paragraph.doc_id for h in env.retriever().search(p.title, 1)]
+            assert (query == p.title) == (title_alone == [p.doc_id])
+            by_title += query == p.title
+    assert by_title > 0
+
+
 def test_eval_oracle_em_one_random_much_lower_with_category_rows(tmp_path):
     common = dict(split="test", episodes=12, env_kwargs={"data_dir": str(DATA)})
     oracle, _ = evaluate("qa", OraclePolicy(), EvalConfig(**common), tmp_path / "oracle")
