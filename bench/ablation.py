@@ -324,6 +324,45 @@ def steps_to_reach(curve: list[tuple[int, float]], target: float) -> int | None:
     return next((int(s) for s, v in curve if v >= target - 1e-9), None)
 
 
+def paired_steps_to_reach(
+    curve: list[tuple[int, float]], outcome_curve: list[tuple[int, float]]
+) -> int | None:
+    """Same seed: the first step ≥ 1 at which ``curve`` reaches outcome-only's final on that seed.
+
+    None when outcome-only did not end above its start on that seed (nothing to reach), or when
+    ``curve`` never gets there. Pairing by seed removes the spread of the SFT starts, which share
+    the seed.
+    """
+    start, final = outcome_curve[0][1], outcome_curve[-1][1]
+    if final <= start + 1e-9:
+        return None
+    return next((int(s) for s, v in curve if s >= 1 and v >= final - 1e-9), None)
+
+
+def early_and_apart(
+    curves: list[list[tuple[int, float]]], outcome_curves: list[list[tuple[int, float]]], frac: float = 0.6
+) -> dict[str, Any]:
+    """Issue 15's test of the papers' direction for one module against outcome-only, over seeds.
+
+    At the last evaluation step ≤ ``frac`` × the run's steps: does the module's mean reach
+    outcome-only's final mean, with its seed spread (mean ± std) above outcome-only's at that step?
+    """
+    steps = [s for s, _ in outcome_curves[0]]
+    last = steps[-1]
+    at = max((s for s in steps if 1 <= s <= frac * last), default=None)
+    if at is None or any([s for s, _ in c] != steps for c in curves):
+        return {"step": at, "holds": False, "why": "no evaluation step early enough, or curves differ"}
+
+    def stats(cs: list[list[tuple[int, float]]], step: int) -> dict[str, float]:
+        return _mean_std([dict(c)[step] for c in cs])
+
+    mod, out = stats(curves, at), stats(outcome_curves, at)
+    target = statistics.fmean(c[-1][1] for c in outcome_curves)
+    reaches = mod["mean"] >= target - 1e-9
+    apart = mod["mean"] - mod["std"] > out["mean"] + out["std"]
+    return {"step": at, "module": mod, "outcome": out, "outcome_final": target, "holds": reaches and apart}
+
+
 def summarise(
     runs: dict[str, dict[str, dict[str, Any]]], sft: dict[str, list[dict[str, Any]]]
 ) -> dict[str, Any]:
@@ -344,11 +383,18 @@ def summarise(
                 table[module] = {"error": errors[0]}
                 continue
             reach = [steps_to_reach(r["curve"], target) for r in seeds] if target is not None else []
+            paired: list[int | None] = []
+            early = None
+            if module != "outcome" and len(outcome_runs) == len(seeds):
+                paired = [paired_steps_to_reach(r["curve"], o["curve"]) for r, o in zip(seeds, outcome_runs)]
+                early = early_and_apart([r["curve"] for r in seeds], [o["curve"] for o in outcome_runs])
             diag_keys = sorted({k for r in seeds for k in r["diagnostics"]})
             table[module] = {
                 "final": _mean_std([r["final"] for r in seeds]),
                 "auc": _mean_std([auc(r["curve"]) for r in seeds]),
                 "steps_to_outcome_final": reach,
+                "steps_to_outcome_final_same_seed": paired,
+                "early_and_apart": early,
                 "outcome_final_target": target,
                 "seconds": _mean_std([r["seconds"] for r in seeds]),
                 "diagnostics": {
@@ -400,9 +446,25 @@ def _fmt(ms: dict[str, float]) -> str:
     return f"{ms['mean']:.3f} ± {ms['std']:.3f}"
 
 
+def _early_cell(early: dict[str, Any] | None) -> str:
+    if not early or "module" not in early:
+        return "n/a"
+    m, o = early["module"], early["outcome"]
+    verdict = "yes" if early["holds"] else "no"
+    return (
+        f"{verdict} (step {early['step']}: {m['mean']:.2f}±{m['std']:.2f} vs {o['mean']:.2f}±{o['std']:.2f})"
+    )
+
+
 def render_markdown(result: dict[str, Any]) -> str:
     """The tables of ``ablation.json`` as Markdown (``ablation.md``): one table per setting."""
-    lines = [f"# Credit ablation ({result['seeds']} seeds, wall {result['wall_seconds'] / 60:.1f} min)", ""]
+    jobs = f"jobs' own time {result.get('job_seconds_total', 0.0) / 60:.1f} min"
+    wall = (
+        "tabulated with --report"
+        if result.get("report_only")
+        else f"wall {result['wall_seconds'] / 60:.1f} min"
+    )
+    lines = [f"# Credit ablation ({result['seeds']} seeds, {wall}, {jobs})", ""]
     for setting, table in result["tables"].items():
         metric = "F1" if SETTINGS[setting]["env"] in QA_ENV_IDS else "success"
         lines += [f"## {setting}", ""]
@@ -412,21 +474,22 @@ def render_markdown(result: dict[str, Any]) -> str:
         lines += [
             f"SFT warm start (every module's step 0): held-out {metric} {_fmt(table['sft_only'])}",
             "",
-            f"| module | final {metric} | per seed | AUC | steps to outcome's final | adv var | "
-            "non-zero adv | credit-oracle corr | min/run |",
-            "|---|---|---|---|---|---|---|---|---|",
+            f"| module | final {metric} | per seed | AUC | steps to outcome's final (mean; same seed) | "
+            "≤60% and apart | adv var | non-zero adv | credit-oracle corr | min/run |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for module, row in table.items():
             if module == "sft_only":
                 continue
             if "error" in row:
-                lines.append(f"| {module} | error: {row['error']} |  |  |  |  |  |  |  |")
+                lines.append(f"| {module} | error: {row['error']} |  |  |  |  |  |  |  |  |")
                 continue
             d = row["diagnostics"]
             corr = d.get("diag/credit_oracle_corr")
             lines.append(
                 f"| {module} | {_fmt(row['final'])} | {', '.join(f'{v:.2f}' for v in row['per_seed_final'])} "
-                f"| {_fmt(row['auc'])} | {row['steps_to_outcome_final']} "
+                f"| {_fmt(row['auc'])} | {row['steps_to_outcome_final']}; "
+                f"{row.get('steps_to_outcome_final_same_seed', [])} | {_early_cell(row.get('early_and_apart'))} "
                 f"| {d.get('diag/adv_var', float('nan')):.3f} | {d.get('diag/adv_nonzero_frac', float('nan')):.2f} "
                 f"| {'n/a' if corr is None else f'{corr:.2f}'} | {row['seconds']['mean'] / 60:.1f} |"
             )

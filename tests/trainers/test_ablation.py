@@ -49,6 +49,46 @@ def test_summarise_tables_mean_std_and_steps_to_outcome():
     assert t["spa"] == {"error": "ValueError: no"}
 
 
+def test_paired_steps_compare_each_seed_with_its_own_outcome_run():
+    outcome = [(0, 0.2), (5, 0.3), (10, 0.5)]  # outcome ends at 0.5 on this seed
+    assert ablation.paired_steps_to_reach([(0, 0.2), (5, 0.5), (10, 0.6)], outcome) == 5
+    assert ablation.paired_steps_to_reach([(0, 0.2), (5, 0.4), (10, 0.4)], outcome) is None
+    # step 0 never counts: a start at or above the target is not "reaching" it by RL
+    assert ablation.paired_steps_to_reach([(0, 0.6), (5, 0.1), (10, 0.5)], outcome) == 10
+    # outcome did not end above its start: nothing to reach on this seed
+    assert ablation.paired_steps_to_reach([(0, 0.2), (5, 0.9)], [(0, 0.4), (5, 0.4)]) is None
+
+
+def test_early_and_apart_is_issue_15s_criterion_at_60_percent_of_the_steps():
+    # 20 steps, evals every 5: the last step <= 0.6 * 20 = 12 is step 10
+    outcome = [
+        [(0, 0.1), (5, 0.1), (10, 0.2), (15, 0.3), (20, 0.5)],
+        [(0, 0.1), (5, 0.2), (10, 0.2), (15, 0.4), (20, 0.3)],
+    ]
+    # outcome's final mean is 0.4; at step 10 it is 0.2 ± 0.0
+    fast = [
+        [(0, 0.1), (5, 0.3), (10, 0.5), (15, 0.5), (20, 0.6)],
+        [(0, 0.1), (5, 0.2), (10, 0.4), (15, 0.5), (20, 0.5)],
+    ]
+    res = ablation.early_and_apart(fast, outcome)
+    # module at step 10: mean 0.45, std 0.05 → reaches 0.4, and 0.40 > 0.20: holds
+    assert res["step"] == 10 and res["holds"]
+    assert res["module"] == {"mean": pytest.approx(0.45), "std": pytest.approx(0.05)}
+    assert res["outcome_final"] == pytest.approx(0.4)
+    # reaches the mean but the spreads overlap outcome's at that step: does not hold
+    wide = [
+        [(0, 0.1), (5, 0.3), (10, 0.8), (15, 0.5), (20, 0.6)],
+        [(0, 0.1), (5, 0.2), (10, 0.1), (15, 0.5), (20, 0.5)],
+    ]
+    assert not ablation.early_and_apart(wide, outcome)["holds"]
+    # does not reach outcome's final by step 10
+    slow = [
+        [(0, 0.1), (5, 0.3), (10, 0.35), (15, 0.5), (20, 0.6)],
+        [(0, 0.1), (5, 0.2), (10, 0.35), (15, 0.5), (20, 0.5)],
+    ]
+    assert not ablation.early_and_apart(slow, outcome)["holds"]
+
+
 def test_igpo_only_runs_where_the_env_gives_a_reference_answer():
     assert "igpo" not in ablation.arms_for("coin10", list(ablation.MODULES))
     assert "igpo" in ablation.arms_for("qa", list(ablation.MODULES))
