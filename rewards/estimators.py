@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from agentgym.records import Trajectory
-from rewards.base import Estimator, PerTurn
+from rewards.base import Estimator, PerTurn, trajectory_outcome
 from rewards.config import Config, require
 from rewards.registry import register
 from rewards.stats import (
@@ -202,6 +202,10 @@ class PureConfig(Config):
     baseline: Literal["step", "token", "none"] = "step"
     #: turns of this channel carry the verifiable reward: kept out of the min, added after it
     verifiable_channel: str = "outcome"
+    #: where the verifiable reward comes from: ``channel`` (the turns of ``verifiable_channel``),
+    #: or the trajectory itself (``outcome`` = summed env reward, ``score``, ``won``), for a module
+    #: such as ``oprl`` whose turns all carry process rewards (PURE-PRM+VR from one module)
+    verifiable_source: Literal["channel", "outcome", "score", "won"] = "channel"
     #: weight of the verifiable reward (PURE's ``verifiable_reward_coef``)
     verifiable_coef: float = 1.0
     #: discount of the final reverse cumulative sum (PURE: 1)
@@ -246,6 +250,8 @@ class Pure(Estimator):
             w = iter(min_form_weights(process, c.temperature))
             weighted.append([0.0 if v else next(w) * r for r, v in zip(row, vrow)])
             verifiable.append(math.fsum(r for r, v in zip(row, vrow) if v))
+        if c.verifiable_source != "channel":
+            verifiable = [trajectory_outcome(traj, c.verifiable_source) for traj in group]
         steps = [sum(not v for v in vrow) for vrow in is_vr]
         totals = [math.fsum(row) for row in weighted]
         per_step = [t / k if k else 0.0 for t, k in zip(totals, steps)]

@@ -134,6 +134,20 @@ def test_pure_step_baseline():
     assert out[0] == pytest.approx([-0.9, -0.4]) and out[1] == pytest.approx([0.45])
 
 
+def test_pure_reads_the_verifiable_reward_from_the_trajectory_when_asked():
+    # a module whose every turn is a process reward (oprl) plus the trajectory's outcome as VR
+    g = [traj([0.0, 1.0], idx=0), traj([0.0], idx=1)]  # outcomes 1 and 0
+    # process part as in test_pure_step_baseline: traj0 [-.5, -.4], traj1 [.45];
+    # VR = [1, 0], RLOO VR' = [1 - 0, 0 - 1] on the last turn: traj0 [-.5, .6] → returns [.1, .6];
+    # traj1 [.45 - 1] = [-.55]
+    out = rewards.make("pure", temperature=math.inf, verifiable_source="outcome")(g, [[0.2, 0.4], [0.6]])
+    assert out[0] == pytest.approx([0.1, 0.6]) and out[1] == pytest.approx([-0.55])
+    # the default reads the channel: no turn is on it here, so no VR (PURE-PRM alone)
+    assert rewards.make("pure", temperature=math.inf)(g, [[0.2, 0.4], [0.6]])[0] == pytest.approx(
+        [-0.9, -0.4]
+    )
+
+
 def test_pure_token_baseline_and_missing_tokens():
     g = [traj([0.0, 0.0], idx=0), traj([0.0], idx=1)]
     for turn, n in zip(g[0].turns + g[1].turns, (2, 3, 5)):
