@@ -478,23 +478,25 @@ def render_markdown(result: dict[str, Any]) -> str:
             f"SFT warm start (every module's step 0): held-out {metric} {_fmt(table['sft_only'])}",
             "",
             f"| module | final {metric} | per seed | AUC | steps to outcome's final (mean; same seed) | "
-            "≤60% and apart | adv var | non-zero adv | credit-oracle corr | min/run |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "≤60% and apart | adv var | non-zero adv | credit-oracle corr | won−lost adv | min/run |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for module, row in table.items():
             if module == "sft_only":
                 continue
             if "error" in row:
-                lines.append(f"| {module} | error: {row['error']} |  |  |  |  |  |  |  |  |")
+                lines.append(f"| {module} | error: {row['error']} |" + "  |" * 9)
                 continue
             d = row["diagnostics"]
             corr = d.get("diag/credit_oracle_corr")
+            gap = d.get("diag/adv_won_minus_lost")
             lines.append(
                 f"| {module} | {_fmt(row['final'])} | {', '.join(f'{v:.2f}' for v in row['per_seed_final'])} "
                 f"| {_fmt(row['auc'])} | {row['steps_to_outcome_final']}; "
                 f"{row.get('steps_to_outcome_final_same_seed', [])} | {_early_cell(row.get('early_and_apart'))} "
                 f"| {d.get('diag/adv_var', float('nan')):.3f} | {d.get('diag/adv_nonzero_frac', float('nan')):.2f} "
-                f"| {'n/a' if corr is None else f'{corr:.2f}'} | {row['seconds']['mean'] / 60:.1f} |"
+                f"| {'n/a' if corr is None else f'{corr:.2f}'} | {'n/a' if gap is None else f'{gap:.2f}'} "
+                f"| {row['seconds']['mean'] / 60:.1f} |"
             )
         lines.append("")
     if result.get("skipped"):

@@ -82,6 +82,25 @@ def test_group_shares_variance_and_oracle_correlation():
     assert d["diag/success_sampled"] == 0.25
 
 
+def test_won_minus_lost_credit_in_mixed_groups_only():
+    batch = [
+        # g1 mixed: won turns [2, 0] (mean 1), lost [-1, -1, -1] (mean -1) → gap 2
+        _traj("g1", ["a", "b"], [2.0, 0.0], True),
+        _traj("g1", ["a", "b", "c"], [-1.0, -1.0, -1.0], False),
+        # g2 mixed, a farmed bonus: the long loss gets more credit → won 0.5 − lost 1.5 = −1
+        _traj("g2", ["a"], [0.5], True),
+        _traj("g2", ["a", "b", "c", "d"], [1.5, 1.5, 1.5, 1.5], False),
+        # g3 all lost: not mixed, left out of the gap
+        _traj("g3", ["a"], [9.0], False),
+    ]
+    d = credit_diagnostics(batch)
+    assert d["diag/adv_won_minus_lost"] == pytest.approx((2.0 - 1.0) / 2)
+    # turns: won 2 and 1 → 1.5; lost 3, 4 and 1 → 8/3
+    assert d["diag/turns_won"] == pytest.approx(1.5)
+    assert d["diag/turns_lost"] == pytest.approx(8 / 3)
+    assert "diag/adv_won_minus_lost" not in credit_diagnostics(batch[4:])
+
+
 def test_empty_batch_reports_zero_turns():
     assert credit_diagnostics([]) == {"diag/turns": 0.0}
 

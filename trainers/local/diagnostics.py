@@ -15,6 +15,11 @@
   the walkthrough of ``reset_info`` (TextWorld): turn t is on path when actions 0..t all equal the
   walkthrough's — a strict prefix, so a turn after any detour counts as off path. The correlation
   is left out of a step's record when it is undefined (constant credit, e.g. all-fail groups);
+* ``diag/adv_won_minus_lost``: in groups with both won and lost trajectories, the mean turn
+  advantage of the won ones minus that of the lost ones, averaged over those groups (left out when
+  no group is mixed). Positive when the credit prefers what succeeded; a module whose shaped
+  rewards can be farmed (e.g. a per-turn bonus that long failures collect) drives it to 0 or below;
+* ``diag/turns_won`` / ``diag/turns_lost``: mean turns of won and lost trajectories;
 * ``diag/action_tokens_mean`` and ``diag/truncated_action_frac``: generated tokens per action and
   the share of actions cut by ``max_new_tokens`` (no stop token), a decoding budget too small;
 * ``diag/success_sampled``: the rollout's (temperature-sampled) success, to compare with the
@@ -28,7 +33,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from agentgym.records import Trajectory
@@ -106,7 +111,26 @@ def credit_diagnostics(
         corr = pearson([a for a, _ in pairs], [p for _, p in pairs])
         if math.isfinite(corr):  # undefined (left out) when the credit or the flags are constant
             out["diag/credit_oracle_corr"] = corr
+    out.update(_won_lost_stats(live, groups.values()))
     out.update(_token_stats(live, stop_ids, max_new_tokens))
+    return out
+
+
+def _won_lost_stats(live: Sequence[Trajectory], groups: Iterable[list[Trajectory]]) -> dict[str, float]:
+    def mean_adv(traj: Trajectory) -> float:
+        return statistics.fmean(float(turn.advantage or 0.0) for turn in traj.turns)
+
+    out: dict[str, float] = {}
+    gaps = []
+    for g in groups:
+        won, lost = [t for t in g if t.won], [t for t in g if not t.won]
+        if won and lost:
+            gaps.append(statistics.fmean(map(mean_adv, won)) - statistics.fmean(map(mean_adv, lost)))
+    if gaps:
+        out["diag/adv_won_minus_lost"] = statistics.fmean(gaps)
+    for key, side in (("won", [t for t in live if t.won]), ("lost", [t for t in live if not t.won])):
+        if side:
+            out[f"diag/turns_{key}"] = statistics.fmean(len(t.turns) for t in side)
     return out
 
 
