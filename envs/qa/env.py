@@ -428,7 +428,11 @@ class QAEnv(ToolEnv):
         query = p.title
         for n in self.ORACLE_QUERY_WORDS:
             query = " ".join([p.title, *words[:n]])
-            if any(h.paragraph.doc_id == p.doc_id for h in self.retriever().search(query, self.config.topk)):
+            try:
+                hits = self.retriever().search(query, self.config.topk)
+            except EnvError:  # a dead retriever fails the episode's first search, not its reset
+                return " ".join([p.title, *words[: self.ORACLE_QUERY_WORDS[-1]]])
+            if any(h.paragraph.doc_id == p.doc_id for h in hits):
                 return query
         return query
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import subprocess
 import sys
 
@@ -140,6 +141,27 @@ def embedded_per_token(cfg: TrainConfig, credit, step_file):
     return rewards.broadcast_mask(per_turn, mask), batch
 
 
+#: the "(TaskRunnerV1 pid=N) " prefix Ray puts on a worker's forwarded lines (ANSI colour optional)
+RAY_PREFIX = re.compile(r"(?:\x1b\[\d+m)?\(\w+ pid=\d+\)(?:\x1b\[0m)? ?")
+
+
+def printed_config(log: str, key: str, value: str) -> bool:
+    """Did the TaskRunner's config print show ``'key': 'value'``?
+
+    Ray forwards the pretty-printed config in chunks and may break a line anywhere (seen:
+    ``'trainer_mode': `` and ``'agentgym_cpu_sync'}`` on two forwarded lines), so the prefixes and
+    line breaks are removed before matching.
+    """
+    flat = RAY_PREFIX.sub("", log).replace("\n", "")
+    return re.search(rf"'{re.escape(key)}':\s*'{re.escape(value)}'", flat) is not None
+
+
+def test_printed_config_survives_rays_line_splitting():
+    split = "\x1b[36m(TaskRunnerV1 pid=7554)\x1b[0m   'trainer_mode': \n\x1b[36m(TaskRunnerV1 pid=7554)\x1b[0m 'agentgym_cpu_sync'}"
+    assert printed_config(split, "trainer_mode", "agentgym_cpu_sync")
+    assert not printed_config(split, "trainer_mode", "cpu_sync")
+
+
 def check_steps(steps, log):
     assert sorted(steps) == [1, 2], log[-4000:]
     for k in (1, 2):
@@ -153,7 +175,7 @@ def test_outcome_grpo_two_verl_steps(warm_dir, data_files, tmp_path, tiny_base):
     cfg = config(warm_dir, credit="outcome", estimator="grpo")
     steps, dump, log = run_main_ppo(cfg, tmp_path, data_files)
     check_steps(steps, log)
-    assert "trainer_mode': 'cpu_sync'" in log  # verl's PPOTrainerSync (on the CPU worker classes)
+    assert printed_config(log, "trainer_mode", "cpu_sync")  # verl's PPOTrainerSync (CPU worker classes)
     credit = build_credit(cfg, None, None)
     for k in (1, 2):
         want, batch = embedded_per_token(cfg, credit, dump / f"step_{k}.pt")
@@ -169,7 +191,7 @@ def test_spa_side_model_two_verl_steps_through_the_trainer_subclass(warm_dir, da
     cfg = config(warm_dir, credit="spa(lr=1e-3, batch_size=4)", estimator="turn_grpo")
     steps, dump, log = run_main_ppo(cfg, tmp_path, data_files)
     check_steps(steps, log)
-    assert "trainer_mode': 'agentgym_cpu_sync'" in log
+    assert printed_config(log, "trainer_mode", "agentgym_cpu_sync")
     # the credit pipeline ran in the trainer: SPA's estimator trained once per step (version k)
     assert [steps[k]["agentgym/spa/version"] for k in (1, 2)] == [1.0, 2.0]
     assert steps[1]["agentgym/spa/loss"] > 0
