@@ -245,13 +245,14 @@ class Pure(Estimator):
         c = self.config
         is_vr = [[ch == c.verifiable_channel for ch in crow] for crow in channel]
         weighted, verifiable = [], []
-        for row, vrow in zip(rewards, is_vr):
+        for traj, row, vrow in zip(group, rewards, is_vr):
             process = [r for r, v in zip(row, vrow) if not v]
             w = iter(min_form_weights(process, c.temperature))
             weighted.append([0.0 if v else next(w) * r for r, v in zip(row, vrow)])
-            verifiable.append(math.fsum(r for r, v in zip(row, vrow) if v))
-        if c.verifiable_source != "channel":
-            verifiable = [trajectory_outcome(traj, c.verifiable_source) for traj in group]
+            if c.verifiable_source == "channel":
+                verifiable.append(math.fsum(r for r, v in zip(row, vrow) if v))
+            else:
+                verifiable.append(trajectory_outcome(traj, c.verifiable_source))
         steps = [sum(not v for v in vrow) for vrow in is_vr]
         totals = [math.fsum(row) for row in weighted]
         per_step = [t / k if k else 0.0 for t, k in zip(totals, steps)]

@@ -160,6 +160,9 @@ class QAEnv(ToolEnv):
                 )
         self._http = HTTPRetriever(c.retriever_url) if c.retriever_url else None
         self._retriever_error: EnvError | None = None
+        #: the oracle's query per (question, gold paragraph): a pure function of the paragraph and the
+        #: question's index, so every reset of a task after the first costs no searches
+        self._oracle_queries: dict[tuple[str, str], str] = {}
         self.episode: Episode | None = None
 
     @property
@@ -424,16 +427,19 @@ class QAEnv(ToolEnv):
         paragraph just read (second hop); the paragraph's own text is not, so it is added only when
         the title alone does not retrieve the paragraph (e.g. a title shared by several paragraphs).
         """
+        key = (self._require().question.id, p.doc_id)
+        if key in self._oracle_queries:
+            return self._oracle_queries[key]
         words = p.text.split()
-        query = p.title
-        for n in self.ORACLE_QUERY_WORDS:
-            query = " ".join([p.title, *words[:n]])
+        queries = [" ".join([p.title, *words[:n]]) for n in self.ORACLE_QUERY_WORDS]
+        for query in queries:
             try:
                 hits = self.retriever().search(query, self.config.topk)
             except EnvError:  # a dead retriever fails the episode's first search, not its reset
-                return " ".join([p.title, *words[: self.ORACLE_QUERY_WORDS[-1]]])
+                return queries[-1]
             if any(h.paragraph.doc_id == p.doc_id for h in hits):
-                return query
+                break
+        self._oracle_queries[key] = query
         return query
 
 
