@@ -93,6 +93,49 @@ def test_sft_lowers_the_loss_on_expert_actions(tiny, make_cfg, tmp_path):
     assert after < 0.7 * before
 
 
+def test_sft_stops_at_the_first_probe_that_reaches_the_target(tiny, make_cfg, tmp_path):
+    from trainers.local.metrics import read_metrics
+
+    model, tok = tiny
+    cfg = make_cfg(
+        algo="sft",
+        env_kwargs={"n_tasks": 6},
+        max_turns=8,
+        sft_steps=300,
+        sft_tasks=3,
+        sft_batch_size=3,
+        sft_learning_rate=3e-3,
+        sft_target_success=1.0,
+        sft_probe_every=5,
+        sft_probe_tasks=3,
+    )
+    with LocalTrainer(cfg, tmp_path, model=model, tokenizer=tok) as tr:
+        probe_tasks = tr.sft_probe_tasks()
+        demo_tasks = tr.train_tasks[:3]
+        losses = tr.sft()
+    # the probe plays train tasks that are not demonstrations (countdown-train-3..5: 4-6 decs)
+    assert probe_tasks == ["countdown-train-3", "countdown-train-4", "countdown-train-5"]
+    assert not set(probe_tasks) & set(demo_tasks)
+    probes = [r for r in read_metrics(tmp_path) if r.get("phase") == "sft" and "probe_success" in r]
+    # a probe every 5 steps until the first at the target; SFT stops right there, well before 300
+    assert [r["step"] for r in probes] == list(range(5, 5 * len(probes) + 1, 5))
+    assert probes[-1]["probe_success"] == 1.0
+    assert all(r["probe_success"] < 1.0 for r in probes[:-1])
+    assert len(losses) == probes[-1]["step"] < 300
+
+
+def test_sft_without_a_target_runs_every_step_and_never_probes(tiny, make_cfg, tmp_path):
+    from trainers.local.metrics import read_metrics
+
+    model, tok = tiny
+    cfg = make_cfg(algo="sft", sft_steps=12, sft_tasks=3, sft_batch_size=3, sft_probe_every=5)
+    with LocalTrainer(cfg, tmp_path, model=model, tokenizer=tok) as tr:
+        assert len(tr.sft()) == 12
+    assert not [r for r in read_metrics(tmp_path) if "probe_success" in r]
+    with pytest.raises(ConfigError, match="sft_target_success must be in"):
+        make_cfg(sft_target_success=1.5)
+
+
 @pytest.mark.parametrize(
     ("algo", "extra"),
     [("grpo", {}), ("rloo", {"kl_coef": 0.1, "ppo_epochs": 2}), ("ppo", {"mini_batch_size": 4})],

@@ -43,6 +43,14 @@ class TrainConfig:
     sft_tasks: int = 32
     sft_batch_size: int = 8
     sft_learning_rate: float = 1e-3
+    #: stop SFT early once greedy success on ``sft_probe_tasks`` *train* tasks (those after the
+    #: ``sft_tasks`` demonstration tasks when the split has them) reaches this; 0 = off. Warm starts
+    #: stopped at one success level make seeds comparable: the tiny model's SFT has a sharp
+    #: transition whose step varies with the seed (issue 15). The held-out split is never probed
+    sft_target_success: float = 0.0
+    #: SFT steps between probes (only with ``sft_target_success``)
+    sft_probe_every: int = 50
+    sft_probe_tasks: int = 20
 
     # ---- RL ------------------------------------------------------------------------------
     steps: int = 20
@@ -125,6 +133,8 @@ class TrainConfig:
             "lr_warmup_steps",
             "steps",
             "sft_steps",
+            "sft_probe_every",
+            "sft_probe_tasks",
             "eval_every",
             "save_every",
             "workers",
@@ -157,6 +167,14 @@ class TrainConfig:
                 "mini_batch_size must be >= 1 or None (the whole batch)",
             ),
             (self.algo != "sft" or self.sft_steps > 0, "algo='sft' needs sft_steps > 0"),
+            (
+                0.0 <= self.sft_target_success <= 1.0,
+                f"sft_target_success must be in [0, 1] (0 = off), got {self.sft_target_success}",
+            ),
+            (
+                self.sft_target_success == 0.0 or (self.sft_probe_every >= 1 and self.sft_probe_tasks >= 1),
+                "sft_target_success needs sft_probe_every >= 1 and sft_probe_tasks >= 1",
+            ),
             (self.group_size >= 2 or self.algo in ("ppo", "sft"), "grpo/rloo need group_size >= 2"),
         ]
         for name in positive:

@@ -337,7 +337,30 @@ class LocalTrainer:
             opt.zero_grad(set_to_none=True)
             losses.append(loss_value)
             self.logger.log(step, {"loss": loss_value, "grad_norm": float(grad_norm)}, phase="sft")
+            if cfg.sft_target_success > 0 and step % cfg.sft_probe_every == 0 and step < cfg.sft_steps:
+                probe = self.sft_probe_success()
+                self.logger.log(step, {"probe_success": probe}, phase="sft")
+                if probe >= cfg.sft_target_success:
+                    self.echo(
+                        f"[sft] step {step}: train-probe success {probe:.3f} >= target "
+                        f"{cfg.sft_target_success:.3f}; warm start stops here"
+                    )
+                    break
         return losses
+
+    def sft_probe_tasks(self) -> list[str]:
+        """The train tasks the SFT stop rule plays: those after the demonstration tasks when the split
+        has ``sft_probe_tasks`` of them, else the split's first ones (then the probe includes demos)."""
+        cfg, tasks = self.cfg, self.train_tasks
+        rest = tasks[cfg.sft_tasks :]
+        return list(rest[: cfg.sft_probe_tasks] if len(rest) >= cfg.sft_probe_tasks else tasks[: cfg.sft_probe_tasks])
+
+    def sft_probe_success(self) -> float:
+        """Greedy success on :meth:`sft_probe_tasks` (train split only: the held-out split stays unseen)."""
+        rcfg = dataclasses.replace(self.rollout_cfg, group_size=1)
+        with Rollout(self.env_id, self.eval_policy, rcfg, env_kwargs=self.cfg.env_kwargs) as rollout:
+            trajs = rollout.run(self.sft_probe_tasks(), "train", tag="sft_probe")
+        return statistics.fmean(float(t.won) for t in trajs) if trajs else 0.0
 
     # ---- RL --------------------------------------------------------------------------------
     def setup_rl(self) -> None:
