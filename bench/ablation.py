@@ -194,11 +194,27 @@ def arms_for(setting: str, modules: list[str]) -> list[str]:
 
 
 # ---- jobs (run in worker processes) --------------------------------------------------------
-def sft_job(setting: str, seed: int, smoke: bool, run_dir: str) -> dict[str, Any]:
+WARM_STARTS = ("per-seed", "shared")
+
+
+def warm_start_dir(run_dir: str | Path, setting: str, seed: int, warm_start: str) -> Path:
+    """Where the SFT warm start that ``seed``'s RL runs start from lives.
+
+    ``per-seed``: each seed trains its own (``<setting>/seed<k>/sft``). ``shared``: one warm start,
+    trained with seed 0, for every seed (``<setting>/shared/sft``), as every RL run of a paper starts
+    from the same base model; the seeds then vary only the RL (sampling, task order, side models).
+    """
+    sub = "shared" if warm_start == "shared" else f"seed{seed}"
+    return Path(run_dir) / setting / sub / "sft"
+
+
+def sft_job(
+    setting: str, seed: int, smoke: bool, run_dir: str, warm_start: str = "per-seed"
+) -> dict[str, Any]:
     """Train and save the seed's SFT warm start; evaluates it (the curve's step-0 point)."""
     from trainers.local import LocalTrainer, TrainConfig
 
-    out = Path(run_dir) / setting / f"seed{seed}" / "sft"
+    out = warm_start_dir(run_dir, setting, seed, warm_start)
     done = out / "result.json"
     if (finished := _saved_result(out)) is not None:
         return finished
@@ -223,7 +239,9 @@ def sft_job(setting: str, seed: int, smoke: bool, run_dir: str) -> dict[str, Any
     return result
 
 
-def rl_job(setting: str, seed: int, module: str, smoke: bool, run_dir: str) -> dict[str, Any]:
+def rl_job(
+    setting: str, seed: int, module: str, smoke: bool, run_dir: str, warm_start: str = "per-seed"
+) -> dict[str, Any]:
     """RL from the seed's SFT checkpoint with one module arm; writes ``result.json``."""
     from agentgym.models import load_model
     from trainers.local import LocalTrainer, TrainConfig
@@ -243,10 +261,11 @@ def rl_job(setting: str, seed: int, module: str, smoke: bool, run_dir: str) -> d
         "sft_steps": 0,
     }
     cfg = TrainConfig.from_dict(values)
-    sft = json.loads((seed_dir / "sft" / "result.json").read_text())
+    sft_dir = warm_start_dir(run_dir, setting, seed, warm_start)
+    sft = json.loads((sft_dir / "result.json").read_text())
     if "error" in sft:
         return {"error": f"SFT warm start failed: {sft['error']}", "seconds": 0.0}
-    model, tok = load_model(seed_dir / "sft" / "model")
+    model, tok = load_model(sft_dir / "model")
     metric = "mean_score" if SETTINGS[setting]["env"] in QA_ENV_IDS else "success_rate"
     t0 = time.perf_counter()
     if (out / "metrics.jsonl").exists():  # a half-finished run from a killed ablation: start it over
@@ -533,13 +552,33 @@ def compare_pages(runs: dict[str, dict[str, Any]], out: Path, seeds: list[int]) 
     return pages
 
 
+def _check_warm_start(out: Path, warm_start: str) -> None:
+    """A run dir holds one kind of warm start: resuming it with the other would mix RL runs that
+    started from different checkpoints in one table."""
+    marker = out / "warm_start.json"
+    if marker.is_file():
+        recorded = json.loads(marker.read_text())["warm_start"]
+        if recorded != warm_start:
+            raise SystemExit(
+                f"{out} holds an ablation with --warm-start {recorded}; rerun with --warm-start {recorded} "
+                f"to resume it, or give another --run-dir for --warm-start {warm_start}"
+            )
+    elif warm_start != "per-seed" and any(out.glob("*/seed*/*/result.json")):
+        # a run dir from before the marker existed: per-seed warm starts were the only kind
+        raise SystemExit(
+            f"{out} holds an ablation with per-seed warm starts; give another --run-dir for "
+            f"--warm-start {warm_start}"
+        )
+    marker.write_text(json.dumps({"warm_start": warm_start}) + "\n")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(prog="agentgym bench ablation", description=__doc__.splitlines()[0])
     p.add_argument(
         "--settings", default=",".join(DEFAULT_SETTINGS), help=f"comma-separated, of {list(SETTINGS)}"
     )
     p.add_argument("--modules", default=",".join(MODULES), help=f"comma-separated, of {list(MODULES)}")
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 3; --smoke: 1)")
     p.add_argument("--workers", type=int, default=2, help="parallel worker processes (1 = in-process)")
     p.add_argument("--run-dir", default="runs/bench-ablation")
     p.add_argument("--smoke", action="store_true", help="one-seed, two-step form (the test suite's)")
@@ -552,6 +591,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument(
         "--qa-data", default=None, help="QA data dir (default: $AGENTGYM_QA_DATA, the env's lookup)"
     )
+    p.add_argument(
+        "--warm-start",
+        choices=WARM_STARTS,
+        default="per-seed",
+        help="per-seed: each seed trains its own SFT warm start; shared: one (seed 0's) for every seed, "
+        "so the seeds vary only the RL",
+    )
     p.add_argument("--json", action="store_true", help="(accepted for the bench runner)")
     args = p.parse_args(argv)
     overrides = {"qa": {"data_dir": args.qa_data}} if args.qa_data else {}
@@ -560,22 +606,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if unknown:
         raise SystemExit(f"unknown module arm(s) {unknown}; known: {', '.join(MODULES)}")
     settings, skipped = available_settings([s.strip() for s in args.settings.split(",") if s.strip()])
-    seeds = list(range(1 if args.smoke else args.seeds))
+    seeds = list(range(args.seeds if args.seeds is not None else 1 if args.smoke else 3))
     out = Path(args.run_dir)
     if args.fresh and out.exists():
         for done in out.glob("**/result.json"):
             done.unlink()
     out.mkdir(parents=True, exist_ok=True)
+    _check_warm_start(out, args.warm_start)
     t0 = time.perf_counter()
-    sft_jobs = [("sft", overrides, s, k, args.smoke, str(out)) for s in settings for k in seeds]
+    sft_seeds = seeds[:1] if args.warm_start == "shared" else seeds
+    sft_jobs = [
+        ("sft", overrides, s, k, args.smoke, str(out), args.warm_start) for s in settings for k in sft_seeds
+    ]
     rl_jobs = [
-        ("rl", overrides, s, k, m, args.smoke, str(out))
+        ("rl", overrides, s, k, m, args.smoke, str(out), args.warm_start)
         for s in settings
         for m in arms_for(s, modules)
         for k in seeds
     ]
     if args.report:
-        sft_res = [_finished(out / j[2] / f"seed{j[3]}" / "sft") for j in sft_jobs]
+        sft_res = [_finished(warm_start_dir(out, j[2], j[3], args.warm_start)) for j in sft_jobs]
         rl_res = [_finished(out / j[2] / f"seed{j[3]}" / j[4]) for j in rl_jobs]
     else:
         sft_res = run_jobs(sft_jobs, args.workers)
@@ -588,6 +638,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         runs[job[2]].setdefault(job[4], []).append(res)
     result = {
         "seeds": len(seeds),
+        "warm_start": args.warm_start,
         "smoke": args.smoke,
         "settings": {s: {k: v for k, v in SETTINGS[s].items() if k not in _RL_COMMON} for s in settings},
         "skipped": skipped,

@@ -139,6 +139,22 @@ def test_smoke_form_runs_every_module_and_resumes(tmp_path):
     assert "not finished yet" in partial["spa"]["error"] and partial["outcome"] == table["outcome"]
 
 
+@pytest.mark.slow
+def test_a_shared_warm_start_is_trained_once_and_every_seed_starts_from_it(tmp_path):
+    argv = ["--settings", "coin10", "--modules", "outcome", "--smoke", "--seeds", "2", "--workers", "1"]
+    result = ablation.main([*argv, "--warm-start", "shared", "--run-dir", str(tmp_path)])
+    assert result["warm_start"] == "shared" and result["seeds"] == 2
+    sft = json.loads((tmp_path / "coin10" / "shared" / "sft" / "result.json").read_text())
+    assert not list(tmp_path.glob("coin10/seed*/sft"))  # no per-seed warm start was trained
+    runs = result["runs"]["coin10"]["outcome"]
+    # both seeds' curves start at the one warm start's held-out success
+    assert len(runs) == 2 and all(list(r["curve"][0]) == [0, sft["success"]] for r in runs)
+    assert result["tables"]["coin10"]["sft_only"] == {"mean": sft["success"], "std": 0.0}
+    # the same run dir cannot be resumed with the other kind of warm start (the table would mix them)
+    with pytest.raises(SystemExit, match="--warm-start shared"):
+        ablation.main([*argv, "--warm-start", "per-seed", "--run-dir", str(tmp_path)])
+
+
 def test_qa_data_dir_and_smoke_sizes_reach_the_job_config(monkeypatch):
     monkeypatch.setattr(ablation, "ENV_OVERRIDES", {"qa": {"data_dir": "/data/qa"}})
     qa = ablation.setting_config("qa", seed=2, smoke=False)
