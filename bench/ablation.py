@@ -21,7 +21,8 @@ metrics). ``ablation.json`` holds the tables and the per-run curves; ``ablation_
 plots mean ± std curves.
 
 Module arms (credit spec, estimator): outcome = (``outcome``, grpo); gated = G-RA
-(``gated(valid)``, grpo); spa = (``spa``, turn_grpo); oprl = iStar (``oprl``, istar); gigpo =
+(``gated(valid)``, grpo); spa = (``spa``, turn_grpo); spa-progress = (``spa(beta=0.0)``,
+turn_grpo), SPA without its grounding bonus; oprl = iStar (``oprl``, istar); gigpo =
 (``outcome``, gigpo); pure = (``oprl``, pure: min-form over the implicit PRM's step rewards, plus
 the outcome as the verifiable reward after the transform: PURE-PRM+VR);
 igpo = (``igpo``, its default) on QA only (it needs a ``ground_truth`` answer).
@@ -43,6 +44,10 @@ MODULES: dict[str, tuple[str, str | None]] = {
     "outcome": ("outcome", None),
     "gated": ("gated(valid)", None),
     "spa": ("spa", None),
+    # SPA without its grounding bonus (beta = 0): progress credit only. Where every action is valid
+    # (Coin Collector), the official 0.5·1[valid] per turn pays long failures more than short wins
+    # under the critic-free return-to-go (the spec's "valid no-ops farm grounding"; issue 15)
+    "spa-progress": ("spa(beta=0.0)", None),
     "oprl": ("oprl", None),
     "gigpo": ("outcome", "gigpo"),
     # PURE-PRM+VR: without verifiable_source the oprl module's turns carry no verifiable reward, and
