@@ -39,6 +39,15 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+#: the RL learning rate of every arm (``_RL_COMMON``)
+_POLICY_LR = 3e-4
+#: OPRL's implicit PRM learns at twice the policy's rate, as in the official recipe (PRM 1e-6, actor
+#: 5e-7). Its default lr (1e-6) is the official absolute value for 7B models: 300x below this tiny
+#: policy's 3e-4, the PRM stayed at its initial weights (DPO loss 0.685 ~ ln 2 over the second
+#: ablation), so r = beta·(log pi_phi − log pi_old) only measured how far the policy had moved from
+#: the warm start, with the sign that undoes learning (issue 15)
+_PRM_SPEC = f"oprl(lr={2 * _POLICY_LR:g})"
+
 #: module arm → (credit spec, estimator spec or None = the module's default)
 MODULES: dict[str, tuple[str, str | None]] = {
     "outcome": ("outcome", None),
@@ -48,11 +57,11 @@ MODULES: dict[str, tuple[str, str | None]] = {
     # (Coin Collector), the official 0.5·1[valid] per turn pays long failures more than short wins
     # under the critic-free return-to-go (the spec's "valid no-ops farm grounding"; issue 15)
     "spa-progress": ("spa(beta=0.0)", None),
-    "oprl": ("oprl", None),
+    "oprl": (_PRM_SPEC, None),
     "gigpo": ("outcome", "gigpo"),
     # PURE-PRM+VR: without verifiable_source the oprl module's turns carry no verifiable reward, and
     # PURE trained on the implicit PRM alone (first ablation: credit-oracle correlation 0.08)
-    "pure": ("oprl", "pure(verifiable_source='outcome')"),
+    "pure": (_PRM_SPEC, "pure(verifiable_source='outcome')"),
     "igpo": ("igpo", None),
 }
 #: arms that only apply where the env gives a reference answer (QA)
@@ -82,7 +91,7 @@ _RL_COMMON: dict[str, Any] = {
     "group_size": 4,
     "ppo_epochs": 2,
     "mini_batch_size": 8,
-    "learning_rate": 3e-4,
+    "learning_rate": _POLICY_LR,
     "lr_warmup_steps": 3,
     "eval_episodes": 20,
     "eval_every": 5,

@@ -56,6 +56,9 @@ class OPRLConfig(Config):
     preference: Literal["positive", "won"] = "positive"
     threshold: float = 0.0
     source: OutcomeSource = "outcome"
+    #: official: 1e-6 for an actor at 5e-7. Keep it ~2x the policy's learning rate: a PRM that lags the
+    #: policy scores the policy's drift from its start, against what it learned (the local trainer
+    #: warns when it is over 10x below)
     lr: float = 1e-6
     weight_decay: float = 0.01
     grad_clip: float = 10.0

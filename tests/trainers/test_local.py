@@ -269,3 +269,22 @@ def test_cosine_lr_decays_from_the_end_of_warmup_to_min_lr_ratio():
         TrainConfig(lr_scheduler_type="linear")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="min_lr_ratio"):
         TrainConfig(min_lr_ratio=1.5)
+
+
+def test_an_oprl_prm_far_slower_than_the_policy_is_warned_about(tiny, make_cfg):
+    import warnings
+
+    from trainers.local.credit import build_credit
+
+    model, tok = tiny
+    # the 7B default (1e-6) under a tiny model's 3e-4: the PRM would stay at its initial weights
+    with pytest.warns(UserWarning, match=r"oprl.lr=1e-06 is 300x below .* --credit 'oprl\(lr=0.0006\)'"):
+        build_credit(make_cfg(credit="oprl", learning_rate=3e-4), model, tok)
+    # inside a composite too
+    with pytest.warns(UserWarning, match="oprl.lr=1e-06"):
+        build_credit(make_cfg(credit="gated(valid, oprl)", learning_rate=3e-4), model, tok)
+    # the official ratio (PRM at twice the policy's rate) is quiet, as is a policy at the 7B scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_credit(make_cfg(credit="oprl(lr=6e-4)", learning_rate=3e-4), model, tok)
+        build_credit(make_cfg(credit="oprl", learning_rate=5e-7), model, tok)
