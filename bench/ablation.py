@@ -42,10 +42,10 @@ from typing import Any
 #: the RL learning rate of every arm (``_RL_COMMON``)
 _POLICY_LR = 3e-4
 #: OPRL's implicit PRM learns at twice the policy's rate, as in the official recipe (PRM 1e-6, actor
-#: 5e-7). Its default lr (1e-6) is the official absolute value for 7B models: 300x below this tiny
-#: policy's 3e-4, the PRM stayed at its initial weights (DPO loss 0.685 ~ ln 2 over the second
-#: ablation), so r = beta·(log pi_phi − log pi_old) only measured how far the policy had moved from
-#: the warm start, with the sign that undoes learning (issue 15)
+#: 5e-7). Its default lr (1e-6) is the official absolute value for 7B models, 300x below this tiny
+#: policy's 3e-4: a PRM that stays at its initial weights makes r = beta·(log pi_phi − log pi_old)
+#: measure how far the policy has moved from the warm start, with the sign that undoes learning.
+#: (On coin10 the PRM's DPO loss stayed ~ln 2 at both rates: 20 RL steps are 20 PRM updates; issue 15)
 _PRM_SPEC = f"oprl(lr={2 * _POLICY_LR:g})"
 
 #: module arm → (credit spec, estimator spec or None = the module's default)

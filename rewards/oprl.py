@@ -277,13 +277,10 @@ class OPRL(CreditModule):
             "oprl/mixed_group_frac": len(mixed) / len(groups) if groups else 0.0,
             "oprl/pairs": float(sum(len(p) for _, p in mixed)),
         }
-        if not mixed:  # every group all-success or all-failure: no preference, no gradient
-            return {
-                **metrics,
-                "oprl/dpo_loss": 0.0,
-                "oprl/pair_acc": 0.0,
-                "oprl/version": float(self.version),
-            }
+        if not mixed:
+            # every group all-success or all-failure: no preference, no gradient, and no loss or pair
+            # accuracy to report (a logged 0.0 would drag run means toward "perfect loss, no accuracy")
+            return {**metrics, "oprl/version": float(self.version)}
         self._ensure_optimizer()
         prepared = []
         for g, pairs in mixed:

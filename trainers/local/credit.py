@@ -41,7 +41,7 @@ def _warn_on_a_lagging_prm(module: Any, policy_lr: float) -> None:
 
     Its reward is ``beta·(log pi_phi − log pi_old)``: a PRM that stays at its initial weights while the
     policy trains scores how far the policy moved from the start, with the sign that undoes learning
-    (issue 15's second ablation: DPO loss ~ln 2 for the whole run).
+    (issue 15's third ablation: DPO loss ~ln 2 for the whole run).
     """
     for node in [module, *getattr(module, "children", [])]:
         lr = getattr(getattr(node, "config", None), "lr", None)

@@ -353,7 +353,9 @@ class LocalTrainer:
         has ``sft_probe_tasks`` of them, else the split's first ones (then the probe includes demos)."""
         cfg, tasks = self.cfg, self.train_tasks
         rest = tasks[cfg.sft_tasks :]
-        return list(rest[: cfg.sft_probe_tasks] if len(rest) >= cfg.sft_probe_tasks else tasks[: cfg.sft_probe_tasks])
+        return list(
+            rest[: cfg.sft_probe_tasks] if len(rest) >= cfg.sft_probe_tasks else tasks[: cfg.sft_probe_tasks]
+        )
 
     def sft_probe_success(self) -> float:
         """Greedy success on :meth:`sft_probe_tasks` (train split only: the held-out split stays unseen)."""
