@@ -164,3 +164,15 @@ def test_qa_data_dir_and_smoke_sizes_reach_the_job_config(monkeypatch):
     assert coin["env_kwargs"]["difficulty"] == 10 and coin["steps"] == ablation.SMOKE["steps"]
     # the full form is the long-horizon one: Coin Collector level 10 with room for >= 10 turns
     assert ablation.SETTINGS["coin10"]["max_turns"] >= 10
+
+
+def test_the_prm_arms_train_the_prm_at_twice_the_policy_rate():
+    from rewards.registry import parse_spec
+
+    # official iStar: PRM lr 1e-6 for an actor at 5e-7; the 7B default under a 3e-4 policy froze it
+    for arm in ("oprl", "pure"):
+        node = parse_spec(ablation.MODULES[arm][0])
+        assert node.name == "oprl"
+        for setting in ("coin10", "qa"):
+            assert node.config["lr"] == pytest.approx(2 * ablation.SETTINGS[setting]["learning_rate"])
+    assert ablation.MODULES["spa-progress"] == ("spa(beta=0.0)", None)
