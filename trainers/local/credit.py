@@ -43,7 +43,7 @@ def _warn_on_a_lagging_prm(module: Any, policy_lr: float) -> None:
     policy trains scores how far the policy moved from the start, with the sign that undoes learning
     (issue 15's third ablation: DPO loss ~ln 2 for the whole run).
     """
-    for node in [module, *getattr(module, "children", [])]:
+    for node in _tree(module):
         lr = getattr(getattr(node, "config", None), "lr", None)
         if getattr(node, "name", "") == "oprl" and lr is not None and lr < policy_lr / 10:
             warnings.warn(
@@ -53,3 +53,8 @@ def _warn_on_a_lagging_prm(module: Any, policy_lr: float) -> None:
                 f"--credit 'oprl(lr={OPRL_LR_RATIO * policy_lr:g})'",
                 stacklevel=3,
             )
+
+
+def _tree(module: Any) -> list[Any]:
+    """``module`` and every sub-module below it, at any depth (``gated(valid, gated(oprl))``)."""
+    return [module, *(node for child in getattr(module, "children", []) for node in _tree(child))]
