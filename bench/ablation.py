@@ -22,7 +22,8 @@ plots mean ± std curves.
 
 Module arms (credit spec, estimator): outcome = (``outcome``, grpo); gated = G-RA
 (``gated(valid)``, grpo); spa = (``spa``, turn_grpo); spa-progress = (``spa(beta=0.0)``,
-turn_grpo), SPA without its grounding bonus; oprl = iStar (``oprl``, istar); gigpo =
+turn_grpo), SPA without its grounding bonus; spa-turn = (``spa``, turn_grpo(gamma=0.0)), SPA's step
+rewards credited per turn instead of as returns-to-go (a named deviation); oprl = iStar (``oprl``, istar); gigpo =
 (``outcome``, gigpo); pure = (``oprl``, pure: min-form over the implicit PRM's step rewards, plus
 the outcome as the verifiable reward after the transform: PURE-PRM+VR);
 igpo = (``igpo``, its default) on QA only (it needs a ``ground_truth`` answer).
@@ -57,6 +58,11 @@ MODULES: dict[str, tuple[str, str | None]] = {
     # (Coin Collector), the official 0.5·1[valid] per turn pays long failures more than short wins
     # under the critic-free return-to-go (the spec's "valid no-ops farm grounding")
     "spa-progress": ("spa(beta=0.0)", None),
+    # SPA's step rewards with per-turn credit (turn GRPO, gamma 0, as the oracle arm) instead of
+    # the critic-free return-to-go: a named deviation. On Coin Collector the return-to-go halves even
+    # perfect progress credit's rank correlation with the MC advantage (oracle 0.285 -> 0.131) and
+    # left SPA's at 0.011; per turn, SPA's reached 0.105 (docs/credit.md)
+    "spa-turn": ("spa", "turn_grpo(gamma=0.0)"),
     "oprl": (_PRM_SPEC, None),
     "gigpo": ("outcome", "gigpo"),
     # PURE-PRM+VR: without verifiable_source the oprl module's turns carry no verifiable reward, and
@@ -142,6 +148,31 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "sft_steps": 1200,
         "sft_target_success": 0.3,
         "sft_probe_every": 25,
+        "eval_every": 4,
+    },
+    # Key-door (short): a chain of 10 rooms, the key in sight in one of the first two, plain names
+    # (key, door, coin); 13-step walkthrough. The pick-up decides the episode: a policy that leaves
+    # the key behind needs >= 27 turns (keydoor.min_turns_without_key), and the locked door that says
+    # so is 8-9 turns later. 17 turns (walkthrough + 4, coin10's slack). The hidden-key levels (easy
+    # and up: the key a room off the corridor, dead ends, grammar names) left the tiny model's warm
+    # start at 0 (docs/credit.md)
+    "keydoor-short": {
+        **_RL_COMMON,
+        "env": "textworld-keydoor",
+        "env_kwargs": {"difficulty": "short", "n_games": {"train": 60, "test": 20}},
+        "max_turns": 17,
+        "max_new_tokens": 8,  # "unlock door with key": plain names fit coin10's budget
+        # three turns of context (coin10: one). "take key", "unlock", "open" and a wrong move answer
+        # without the room ("You open door."): with fewer turns the room's exits leave the prompt
+        # (after "open door", the way through it: 2 turns back), and the warm start stayed at 0.00
+        # (window 1: every probe; window 2: 3000 SFT steps, held-out 0.00, docs/credit.md)
+        "window": 3,
+        "sft_steps": 3000,  # at window 2 the probe was 0.05 after 1000 steps (coin10: 0.3 by 450-700)
+        "sft_target_success": 0.3,
+        "sft_probe_every": 25,
+        # 12 RL steps (coin10: 20): 17-turn episodes with two turns of context cost ~2x coin10's per
+        # step; evaluations at steps 4, 8, 12 (60 % of the steps is step 7.2: step 4 is the early point)
+        "steps": 12,
         "eval_every": 4,
     },
     # the QA env: multi-turn search then answer; success = answer F1 (env score)
@@ -454,6 +485,22 @@ def early_and_apart(
     return {"step": at, "module": mod, "outcome": out, "outcome_final": target, "holds": reaches and apart}
 
 
+def paired_difference(module: list[float], outcome: list[float]) -> dict[str, Any]:
+    """Seed by seed ``module − outcome`` (same seed = same warm start and task order), over seeds.
+
+    ``beats`` is the acceptance test of the credit ablation: the paired differences' mean minus
+    their (population) std is above zero, i.e. the module is ahead on the typical seed, not only on
+    average. None for fewer than two pairs.
+    """
+    if len(module) != len(outcome):
+        raise ValueError(f"paired seeds differ: {len(module)} module runs vs {len(outcome)} outcome runs")
+    diffs = [m - o for m, o in zip(module, outcome)]
+    if len(diffs) < 2:
+        return {"mean": None, "std": None, "n": len(diffs), "beats": None, "diffs": diffs}
+    ms = _mean_std(diffs)
+    return {**ms, "n": len(diffs), "beats": ms["mean"] - ms["std"] > 0, "diffs": diffs}
+
+
 def summarise(
     runs: dict[str, dict[str, list[dict[str, Any]]]], sft: dict[str, list[dict[str, Any]]]
 ) -> dict[str, Any]:
@@ -476,9 +523,18 @@ def summarise(
             reach = [steps_to_reach(r["curve"], target) for r in seeds] if target is not None else []
             paired: list[int | None] = []
             early = None
+            vs_outcome: dict[str, Any] = {}
             if module != "outcome" and len(outcome_runs) == len(seeds):
                 paired = [paired_steps_to_reach(r["curve"], o["curve"]) for r, o in zip(seeds, outcome_runs)]
                 early = early_and_apart([r["curve"] for r in seeds], [o["curve"] for o in outcome_runs])
+                vs_outcome = {
+                    "final": paired_difference(
+                        [r["final"] for r in seeds], [o["final"] for o in outcome_runs]
+                    ),
+                    "auc": paired_difference(
+                        [auc(r["curve"]) for r in seeds], [auc(o["curve"]) for o in outcome_runs]
+                    ),
+                }
             diag_keys = sorted({k for r in seeds for k in r["diagnostics"]})
             table[module] = {
                 "final": _mean_std([r["final"] for r in seeds]),
@@ -486,6 +542,7 @@ def summarise(
                 "steps_to_outcome_final": reach,
                 "steps_to_outcome_final_same_seed": paired,
                 "early_and_apart": early,
+                "paired_vs_outcome": vs_outcome,
                 "outcome_final_target": target,
                 "seconds": _mean_std([r["seconds"] for r in seeds]),
                 "diagnostics": {
@@ -537,6 +594,14 @@ def _fmt(ms: dict[str, float]) -> str:
     return f"{ms['mean']:.3f} ± {ms['std']:.3f}"
 
 
+def _paired_cell(row: dict[str, Any], key: str) -> str:
+    """``+0.100 ± 0.050 ✓``: the paired difference's mean ± std, ✓ where mean − std > 0."""
+    pd = (row.get("paired_vs_outcome") or {}).get(key)
+    if not pd or pd["mean"] is None:
+        return "n/a"
+    return f"{pd['mean']:+.3f} ± {pd['std']:.3f}{' ✓' if pd['beats'] else ''}"
+
+
 def _early_cell(early: dict[str, Any] | None) -> str:
     if not early or "module" not in early:
         return "n/a"
@@ -565,22 +630,24 @@ def render_markdown(result: dict[str, Any]) -> str:
         lines += [
             f"SFT warm start (every module's step 0): held-out {metric} {_fmt(table['sft_only'])}",
             "",
-            f"| module | final {metric} | per seed | AUC | steps to outcome's final (mean; same seed) | "
+            f"| module | final {metric} | per seed | AUC | Δfinal vs outcome (paired) | ΔAUC (paired) | "
+            "steps to outcome's final (mean; same seed) | "
             "≤60% and apart | adv var | non-zero adv | credit-oracle corr | won−lost adv | min/run |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for module, row in table.items():
             if module == "sft_only":
                 continue
             if "error" in row:
-                lines.append(f"| {module} | error: {row['error']} |" + "  |" * 9)
+                lines.append(f"| {module} | error: {row['error']} |" + "  |" * 11)
                 continue
             d = row["diagnostics"]
             corr = d.get("diag/credit_oracle_corr")
             gap = d.get("diag/adv_won_minus_lost")
             lines.append(
                 f"| {module} | {_fmt(row['final'])} | {', '.join(f'{v:.2f}' for v in row['per_seed_final'])} "
-                f"| {_fmt(row['auc'])} | {row['steps_to_outcome_final']}; "
+                f"| {_fmt(row['auc'])} | {_paired_cell(row, 'final')} | {_paired_cell(row, 'auc')} "
+                f"| {row['steps_to_outcome_final']}; "
                 f"{row.get('steps_to_outcome_final_same_seed', [])} | {_early_cell(row.get('early_and_apart'))} "
                 f"| {d.get('diag/adv_var', float('nan')):.3f} | {d.get('diag/adv_nonzero_frac', float('nan')):.2f} "
                 f"| {'n/a' if corr is None else f'{corr:.2f}'} | {'n/a' if gap is None else f'{gap:.2f}'} "

@@ -1,6 +1,7 @@
 """How right is each credit module's per-turn credit? Scored against Monte Carlo ground truth.
 
-Trajectories are sampled from a policy with known structure, the ε-oracle (TextWorld's planner,
+Trajectories (Coin Collector, or the key-door games with ``--family keydoor``) are sampled from a
+policy with known structure, the ε-oracle (TextWorld's planner,
 deviating to a random other admissible command with probability ε, ``expert=True``), or any
 policy given as ``--policy`` (e.g. ``hf:PATH``, a tiny model's warm-start checkpoint from
 ``bench ablation``, at whatever success level it was saved), in groups of ``--group-size`` per task. Each turn's ground truth is its Monte Carlo advantage under that policy
@@ -37,8 +38,10 @@ from typing import Any
 from agentgym.bench import progress
 from agentgym.bench.ablation import MODULES
 
+#: the TextWorld families it samples (both have TextWorld's planner for the ε-oracle and the oracle arm)
+FAMILIES = ("coin", "keydoor")
 MODEL_FREE = ("oracle", "outcome", "gated", "gigpo")
-LEARNED = ("spa", "spa-progress", "oprl", "pure")
+LEARNED = ("spa", "spa-progress", "spa-turn", "oprl", "pure")
 #: resources a module takes but builds itself when absent
 OPTIONAL_RESOURCES = {"prm"}
 
@@ -152,15 +155,22 @@ def sample(args: argparse.Namespace, batch: int, env_kwargs: dict[str, Any]) -> 
 
     cfg = RolloutConfig(group_size=args.group_size, max_turns=args.max_turns, seed=1000 * batch)
     policy = make_policy(policy_spec(args), seed=args.seed + batch)
-    tasks = [f"coin-{args.difficulty}-train-{i:04d}" for i in range(args.tasks)]
-    with Rollout("textworld-coin", policy, cfg, env_kwargs=env_kwargs) as rollout:
+    tasks = [f"{args.family}-{args.difficulty}-train-{i:04d}" for i in range(args.tasks)]
+    with Rollout(f"textworld-{args.family}", policy, cfg, env_kwargs=env_kwargs) as rollout:
         trajs = rollout.run(tasks, "train", tag=f"b{batch}")
     return trajs, cfg
 
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="agentgym bench credit-accuracy", description=__doc__.split("\n\n")[0])
-    p.add_argument("--difficulty", default="medium", help="Coin Collector level name (easy/medium/hard)")
+    p.add_argument(
+        "--family",
+        choices=FAMILIES,
+        default="coin",
+        help="TextWorld family sampled: Coin Collector, or the key-door games (a silent early pick-up "
+        "that decides the episode at the door)",
+    )
+    p.add_argument("--difficulty", default="medium", help="the family's level name (keydoor: short/easy/...)")
     p.add_argument("--tasks", type=int, default=6, help="train tasks (one group each)")
     p.add_argument("--group-size", type=int, default=8)
     p.add_argument("--epsilon", type=float, default=0.2, help="deviation rate of the sampling ε-oracle")
@@ -174,11 +184,21 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--k", type=int, default=8, help="Monte Carlo continuations per side of each turn")
     p.add_argument("--batches", type=int, default=1, help="batches; learned arms update after each")
     p.add_argument("--learned", action="store_true", help="add the side-model arms (tiny local model)")
+    p.add_argument(
+        "--arms",
+        default=None,
+        help="score only these arms (comma-separated ablation arms, e.g. spa,spa-official; the MC "
+        "ground truth is always scored); a side-model arm builds the tiny local model",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--smoke", action="store_true", help="seconds-long form for CI (easy, 2 tasks, k=4)")
     p.add_argument("--cache-dir", default=None, help="TextWorld game cache (default: agentgym's cache)")
     args = p.parse_args(argv)
-    if args.smoke:
+    if args.smoke and args.family == "keydoor":
+        # the short level (13-step walkthrough), two turns of slack: a skipped key costs the episode
+        args.difficulty, args.tasks, args.group_size, args.k, args.max_turns = "short", 1, 2, 2, 15
+        args.epsilon = 0.3
+    elif args.smoke:
         # a turn budget one above the easy walkthroughs' length: a deviation can cost the episode
         args.difficulty, args.tasks, args.group_size, args.k, args.max_turns = "easy", 2, 4, 4, 4
         args.epsilon = 0.3
@@ -190,6 +210,13 @@ def main(argv: list[str] | None = None) -> dict:
     if args.cache_dir:
         env_kwargs["cache_dir"] = args.cache_dir
     arms = ["mc", *MODEL_FREE, *(LEARNED if args.learned else ())]
+    if args.arms:
+        wanted = [a.strip() for a in args.arms.split(",") if a.strip()]
+        unknown = sorted(set(wanted) - set(MODULES))
+        if unknown:
+            raise SystemExit(f"unknown arm(s) {unknown} in --arms; known: {', '.join(MODULES)}")
+        arms = ["mc", *dict.fromkeys(wanted)]
+        args.learned = args.learned or any(a not in MODEL_FREE for a in wanted)
     resources: dict[str, Any] = {}
     if args.learned:
         from agentgym.models import build_tiny_model, builtin_corpus
@@ -202,7 +229,7 @@ def main(argv: list[str] | None = None) -> dict:
         trajs, cfg = sample(args, b, env_kwargs)
         policy = make_policy(policy_spec(args), seed=10_000 + args.seed + b)
         truth = monte_carlo_advantages(
-            "textworld-coin", policy, trajs, k=args.k, cfg=cfg, env_kwargs=env_kwargs
+            f"textworld-{args.family}", policy, trajs, k=args.k, cfg=cfg, env_kwargs=env_kwargs
         )
         mc_seconds = time.perf_counter() - t0
         rows: dict[str, Any] = {}
@@ -225,7 +252,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(
             f"[credit-accuracy] batch {b + 1}/{args.batches}: {len(trajs)} trajectories, MC {mc_seconds:.0f}s"
         )
-    setting = ("difficulty", "tasks", "group_size", "epsilon", "k", "max_turns", "batches")
+    setting = ("family", "difficulty", "tasks", "group_size", "epsilon", "k", "max_turns", "batches")
     result: dict[str, Any] = {"setting": {k: getattr(args, k) for k in setting}}
     result["setting"]["policy"] = policy_spec(args)
     last = per_batch[-1]

@@ -17,9 +17,13 @@ keydoor       corridor 10, key 1 room off one of the  corridor 12, key off one o
               first 2 rooms, 3 dead ends (15 steps)   3, 5 dead ends (17 steps)               the first 3, 8 dead ends (19 steps)
 ============  ======================================  ======================================  =========================
 
+keydoor also has ``short``: a chain of 10 rooms (no dead ends), the key in sight in one of the first
+two, plain names (key, door, coin; 13 steps). Its pick-up decides the episode and the locked door
+that says so is 8-9 turns later; the ablation's ``keydoor-short`` setting uses it.
+
 Turn budgets (the registered ``max_episode_steps``): 50, but 25 for keydoor, where it is part of
 the task: every level's walkthrough fits it, and no policy that passes the key by can win within it
-(:func:`agentgym.envs.textworld.keydoor.min_turns_without_key` is 31 / 35 / 39).
+(:func:`agentgym.envs.textworld.keydoor.min_turns_without_key` is 27 / 31 / 35 / 39).
 
 Splits: cooking passes TextWorld's own recipe ``split`` (train/valid/test foods and preparations);
 simple draws its ``test`` split from TextWorld's test food distribution (``test=True``).
@@ -168,6 +172,13 @@ FAMILIES: Mapping[str, Family] = {
             description="TextWorld key-door games: take the goal object behind a locked door at the end of "
             "a corridor; its key lies off the corridor near the start and nothing says so",
             levels={
+                "short": {
+                    "corridor": 10,
+                    "key_within": 2,
+                    "key_depth": 0,
+                    "dead_ends": 0,
+                    "plain_names": True,
+                },
                 "easy": {"corridor": 10, "key_within": 2, "key_depth": 1, "dead_ends": 3},
                 "medium": {"corridor": 12, "key_within": 3, "key_depth": 1, "dead_ends": 5},
                 "hard": {"corridor": 12, "key_within": 3, "key_depth": 2, "dead_ends": 8},

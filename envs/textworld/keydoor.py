@@ -6,7 +6,8 @@ built with ``textworld.GameMaker`` and TextWorld's default knowledge base (rooms
 own challenges.
 
 Map: a corridor of ``corridor`` rooms; the player starts at one end. The key lies ``key_depth``
-rooms down a side branch off one of the first ``key_within`` corridor rooms; ``dead_ends`` more
+rooms down a side branch off one of the first ``key_within`` corridor rooms (``key_depth`` 0: in
+that corridor room itself, in sight; with ``key_within`` 1, in the start room); ``dead_ends`` more
 side rooms (empty) hang off the corridor so that the key's branch is not the only one. The last
 corridor room is behind a locked door (matched to the key) and holds the goal object. Walkthrough:
 walk to the branch, fetch the key, walk back and on to the door, unlock, open, enter, take the
@@ -28,17 +29,24 @@ from typing import Any
 
 #: the settings every level sets (checked before any generation)
 SETTING_KEYS = ("corridor", "key_within", "key_depth", "dead_ends")
+#: optional settings: ``plain_names`` (bool, default False) names the key "key", the door "door" and
+#: the goal "coin" instead of drawing them from TextWorld's grammar (keycard, gateway, lampshade...),
+#: so that a small model's failures are about the route and the pick-up, not about copying names
+OPTIONAL_KEYS = ("plain_names",)
 
 
 def check_settings(settings: Mapping[str, Any]) -> dict[str, int]:
     """The four layout settings as ints, with a clear error for a missing, unknown or bad value."""
-    unknown = set(settings) - set(SETTING_KEYS)
+    unknown = set(settings) - set(SETTING_KEYS) - set(OPTIONAL_KEYS)
     missing = set(SETTING_KEYS) - set(settings)
     if unknown or missing:
         raise ValueError(
-            f"keydoor settings must have exactly the keys {list(SETTING_KEYS)}; "
-            f"missing {sorted(missing)}, unknown {sorted(unknown)}"
+            f"keydoor settings must have exactly the keys {list(SETTING_KEYS)} (optional: "
+            f"{list(OPTIONAL_KEYS)}); missing {sorted(missing)}, unknown {sorted(unknown)}"
         )
+    plain = settings.get("plain_names", False)
+    if not isinstance(plain, bool):
+        raise ValueError(f"keydoor setting plain_names must be a bool, got {plain!r}")
     values = {k: settings[k] for k in SETTING_KEYS}
     for key, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -49,9 +57,7 @@ def check_settings(settings: Mapping[str, Any]) -> dict[str, int]:
         )
     if not 1 <= values["key_within"] <= values["corridor"] - 2:
         raise ValueError(f"keydoor key_within must be in [1, corridor - 2], got {values}")
-    if values["key_depth"] < 1:
-        raise ValueError(f"keydoor key_depth must be >= 1 (the key lies off the corridor), got {values}")
-    return values
+    return {**values, "plain_names": plain} if plain else values
 
 
 def walkthrough_length(settings: Mapping[str, Any]) -> int:
@@ -103,18 +109,20 @@ def make(settings: Mapping[str, Any], options: Any = None) -> Any:
             door_path = path
     maker.set_player(corridor[0])
 
-    # the key's branch: off corridor room k, key_depth rooms long, the key in its last room
+    # the key's branch: off corridor room k, key_depth rooms long, the key in its last room (depth 0:
+    # in corridor room k itself)
     k = int(rng.randint(0, s["key_within"]))
     branch, branch_moves = corridor[k], []
     for _ in range(s["key_depth"]):
         branch, _, exit_ = attach(branch)
         branch_moves.append(exit_)
-    key = maker.new(type="k")
+    plain = s.get("plain_names", False)
+    key = maker.new(type="k", name="key" if plain else None)
     branch.add(key)
-    door = maker.new_door(door_path)
+    door = maker.new_door(door_path, name="door" if plain else None)
     door.add_property("locked")
     maker.add_fact("match", key, door)
-    goal = maker.new(type="o")
+    goal = maker.new(type="o", name="coin" if plain else None)
     corridor[-1].add(goal)
 
     # empty dead ends off the corridor (not off the goal room: the door is its only way in)
@@ -157,7 +165,8 @@ def make(settings: Mapping[str, Any], options: Any = None) -> Any:
             "settings": s,
             "key_branch": k,
             "key_command": f"take {names[key]}",
-            "uuid": f"agentgym-keydoor-{'-'.join(str(s[x]) for x in SETTING_KEYS)}-{options.seeds['map']}",
+            "uuid": f"agentgym-keydoor-{'-'.join(str(s[x]) for x in SETTING_KEYS)}"
+            f"{'-plain' if plain else ''}-{options.seeds['map']}",
         }
     )
     return game

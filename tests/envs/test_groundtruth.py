@@ -126,7 +126,7 @@ def test_credit_accuracy_smoke_scores_every_arm_against_the_ground_truth(env_cac
         == {"mc", *MODEL_FREE, *LEARNED}
         == {
             *("mc", "oracle", "outcome", "gated", "gigpo"),
-            *("spa", "spa-progress", "oprl", "pure"),
+            *("spa", "spa-progress", "spa-turn", "oprl", "pure"),
         }
     )
     assert list(result["by_batch"]) == ["0", "1"]
@@ -148,6 +148,17 @@ def test_credit_accuracy_samples_and_scores_under_any_policy(env_cache_dir):
     assert result["setting"]["policy"] == "random"
     mc = result["final"]["mc"]
     assert mc["turns"] > 0 and mc["spearman"] in (None, pytest.approx(1.0))
+
+
+def test_credit_accuracy_scores_the_key_door_games_too(env_cache_dir):
+    from agentgym.bench.credit_accuracy import main
+
+    result = main(["--smoke", "--family", "keydoor", "--cache-dir", str(env_cache_dir)])
+    assert result["setting"]["family"] == "keydoor" and result["setting"]["difficulty"] == "short"
+    mc = result["final"]["mc"]
+    # two ε-oracle trajectories of the 13-step walkthrough (or longer): every turn has its MC row
+    assert mc["turns"] >= 2 * 13 and mc["spearman"] == pytest.approx(1.0)
+    assert all(row["turns"] == mc["turns"] for row in result["final"].values())
 
 
 def test_plan_progress_counts_the_planners_remaining_steps(env_kwargs, walkthrough):

@@ -45,6 +45,9 @@ def test_level_sizes_by_hand():
         17,
         19,
     ]
+    # short: key in corridor room k (depth 0): k moves + take (1) + 10 - 2 - k moves to the door
+    # room + unlock, open, go, take (4) = 13
+    assert keydoor.walkthrough_length(FAMILY.levels["short"]) == 13
     # without the key: W - 1 turns to the door, then back to the farthest-allowed branch room
     # (k = key_within - 1) and down to the key, and the same way back: easy 2 * (10 - 2 - 1 + 1) = 16
     # (+ take 1) -> 14 + 16 + 1 = 31; medium 16 + 2 * (12 - 2 - 2 + 1) + 1 = 35; hard 18 + 2 * 10 + 1 = 39
@@ -53,6 +56,8 @@ def test_level_sizes_by_hand():
         35,
         39,
     ]
+    # short: 12 turns to the door, back 10 - 2 - 1 = 7 rooms to the key (k = 1) and 7 again, take 1: 27
+    assert keydoor.min_turns_without_key(FAMILY.levels["short"]) == 27
 
 
 def test_every_level_fits_the_budget_and_skipping_the_key_cannot():
@@ -61,12 +66,15 @@ def test_every_level_fits_the_budget_and_skipping_the_key_cannot():
     assert FAMILY.max_episode_steps == BUDGET
     for level, settings in FAMILY.levels.items():
         assert (
-            15 <= keydoor.walkthrough_length(settings) <= BUDGET < keydoor.min_turns_without_key(settings)
+            12 <= keydoor.walkthrough_length(settings) <= BUDGET < keydoor.min_turns_without_key(settings)
         ), level
-    setting = ablation.SETTINGS["keydoor"]
-    level = FAMILY.levels[setting["env_kwargs"]["difficulty"]]
-    assert keydoor.walkthrough_length(level) < setting["max_turns"] < keydoor.min_turns_without_key(level)
-    assert ablation.arms_for("keydoor", ["outcome", "oracle"]) == ["outcome", "oracle"]
+    for name in ("keydoor", "keydoor-short"):
+        setting = ablation.SETTINGS[name]
+        level = FAMILY.levels[setting["env_kwargs"]["difficulty"]]
+        # a long horizon (>= 15 turns) that the walkthrough fits and a skipped key cannot
+        assert setting["max_turns"] >= 15, name
+        assert keydoor.walkthrough_length(level) < setting["max_turns"] < keydoor.min_turns_without_key(level)
+        assert ablation.arms_for(name, ["outcome", "oracle"]) == ["outcome", "oracle"]
 
 
 @pytest.mark.parametrize(
@@ -76,8 +84,9 @@ def test_every_level_fits_the_budget_and_skipping_the_key_cannot():
         ({"corridor": 10, "key_within": 2, "key_depth": 1, "dead_ends": 0, "doors": 2}, "unknown"),
         ({"corridor": 3, "key_within": 1, "key_depth": 1, "dead_ends": 0}, ">= 4 rooms"),
         ({"corridor": 10, "key_within": 9, "key_depth": 1, "dead_ends": 0}, "key_within"),
-        ({"corridor": 10, "key_within": 2, "key_depth": 0, "dead_ends": 0}, "key_depth"),
+        ({"corridor": 10, "key_within": 2, "key_depth": -1, "dead_ends": 0}, "key_depth"),
         ({"corridor": 10, "key_within": 2, "key_depth": 1, "dead_ends": True}, "non-negative int"),
+        ({"corridor": 10, "key_within": 2, "key_depth": 0, "dead_ends": 0, "plain_names": 1}, "bool"),
     ],
 )
 def test_bad_settings_are_rejected_with_the_reason(settings, match):
@@ -175,4 +184,31 @@ def test_hard_level_has_a_deeper_branch_and_a_19_step_walkthrough(env_cache_dir)
     for command in walkthrough:
         info = env.step(command)[4]
     assert info["won"]
+    env.close()
+
+
+def test_short_level_has_the_key_in_sight_early_plain_names_and_a_pick_up_that_decides(env_cache_dir):
+    env = make(env_cache_dir, difficulty="short", expert=True)
+    task_id = env.unwrapped.task_ids("train")[0]
+    obs, info = env.reset(options={"task_id": task_id})
+    walkthrough, pick_up = info["walkthrough"], key_command(env, task_id)
+    # the key lies in one of the first two corridor rooms, in sight: no branch to guess
+    assert len(walkthrough) == 13 and pick_up == "take key" and walkthrough.index(pick_up) in (0, 1)
+    assert walkthrough[-4:] == ["unlock door with key", "open door", walkthrough[-2], "take coin"]
+    assert info["task"] == "Find the coin and take it."
+    for command in walkthrough[: walkthrough.index(pick_up)]:
+        obs = env.step(command)[0]
+    assert "key" in obs  # the room where it is taken shows it
+    # the route without the pick-up reaches the door with nothing said, then cannot win in 17 turns
+    _, info = env.reset(options={"task_id": task_id})
+    unlock = walkthrough.index("unlock door with key")
+    route = [c for c in walkthrough[:unlock] if c != pick_up]
+    for command in route:
+        info = env.step(command)[4]
+    assert info["score"] == 0 and not info["lost"]
+    turns = len(route)
+    while not info["won"] and turns < 17:
+        info = env.step(info["expert_action"])[4]
+        turns += 1
+    assert not info["won"] and turns == 17
     env.close()

@@ -89,6 +89,23 @@ def test_early_and_apart_is_issue_15s_criterion_at_60_percent_of_the_steps():
     assert not ablation.early_and_apart(slow, outcome)["holds"]
 
 
+def test_paired_difference_is_seed_by_seed_and_beats_only_when_mean_minus_std_is_positive():
+    # seeds' finals: module 0.5, 0.6, 0.4 vs outcome 0.3, 0.3, 0.3 -> diffs 0.2, 0.3, 0.1:
+    # mean 0.2, population std sqrt((0.01 + 0.01 + 0) / 3) = 0.08165 -> 0.2 - 0.0816 > 0
+    res = ablation.paired_difference([0.5, 0.6, 0.4], [0.3, 0.3, 0.3])
+    assert res["diffs"] == pytest.approx([0.2, 0.3, 0.1])
+    assert res["mean"] == pytest.approx(0.2) and res["std"] == pytest.approx((0.02 / 3) ** 0.5)
+    assert res["beats"] is True and res["n"] == 3
+    # same means, but one seed far behind: diffs 0.5, 0.5, -0.4 -> mean 0.2, std 0.4243: no
+    wide = ablation.paired_difference([0.8, 0.8, 0.0], [0.3, 0.3, 0.4])
+    assert wide["mean"] == pytest.approx(0.2) and wide["std"] == pytest.approx(0.18**0.5)
+    assert wide["beats"] is False
+    # ahead on average but unpaired sets would hide that each seed moves with its own outcome run
+    assert ablation.paired_difference([0.3], [0.1])["beats"] is None
+    with pytest.raises(ValueError, match="paired seeds differ"):
+        ablation.paired_difference([0.1, 0.2], [0.1])
+
+
 def test_igpo_only_runs_where_the_env_gives_a_reference_answer():
     assert "igpo" not in ablation.arms_for("coin10", list(ablation.MODULES))
     assert "igpo" in ablation.arms_for("qa", list(ablation.MODULES))
