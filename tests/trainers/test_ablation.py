@@ -113,7 +113,7 @@ def test_igpo_only_runs_where_the_env_gives_a_reference_answer():
 
 @pytest.mark.slow
 def test_smoke_form_runs_every_module_and_resumes(tmp_path):
-    modules = "outcome,gated,spa,oprl,gigpo,pure"
+    modules = "outcome,gated,spa,spa-turn,oprl,gigpo,pure"
     argv = [
         "--settings",
         "coin10",
