@@ -170,7 +170,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "sft_steps": 3000,  # at window 2 the probe was 0.05 after 1000 steps (coin10: 0.3 by 450-700)
         "sft_target_success": 0.3,
         "sft_probe_every": 25,
-        # 12 RL steps (coin10: 20): 17-turn episodes with two turns of context cost ~2x coin10's per
+        # 12 RL steps (coin10: 20): 17-turn episodes with three turns of context cost ~2x coin10's per
         # step; evaluations at steps 4, 8, 12 (60 % of the steps is step 7.2: step 4 is the early point)
         "steps": 12,
         "eval_every": 4,

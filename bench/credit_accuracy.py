@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument(
         "--arms",
         default=None,
-        help="score only these arms (comma-separated ablation arms, e.g. spa,spa-official; the MC "
+        help="score only these arms (comma-separated ablation arms, e.g. spa,spa-turn; the MC "
         "ground truth is always scored); a side-model arm builds the tiny local model",
     )
     p.add_argument("--seed", type=int, default=0)
@@ -213,8 +213,10 @@ def main(argv: list[str] | None = None) -> dict:
     if args.arms:
         wanted = [a.strip() for a in args.arms.split(",") if a.strip()]
         unknown = sorted(set(wanted) - set(MODULES))
-        if unknown:
-            raise SystemExit(f"unknown arm(s) {unknown} in --arms; known: {', '.join(MODULES)}")
+        if not wanted or unknown:
+            raise SystemExit(
+                f"no or unknown arm(s) {unknown or args.arms!r} in --arms; known: {', '.join(MODULES)}"
+            )
         arms = ["mc", *dict.fromkeys(wanted)]
         args.learned = args.learned or any(a not in MODEL_FREE for a in wanted)
     resources: dict[str, Any] = {}

@@ -57,6 +57,7 @@ def check_settings(settings: Mapping[str, Any]) -> dict[str, int]:
         )
     if not 1 <= values["key_within"] <= values["corridor"] - 2:
         raise ValueError(f"keydoor key_within must be in [1, corridor - 2], got {values}")
+    # plain_names only when set: the other levels' settings (and so their game caches) stay as they were
     return {**values, "plain_names": plain} if plain else values
 
 

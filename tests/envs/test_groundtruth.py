@@ -161,6 +161,14 @@ def test_credit_accuracy_scores_the_key_door_games_too(env_cache_dir):
     assert all(row["turns"] == mc["turns"] for row in result["final"].values())
 
 
+@pytest.mark.parametrize("arms", [",", "spa,nonsense"])
+def test_credit_accuracy_refuses_an_empty_or_unknown_arm_list_before_sampling(arms):
+    from agentgym.bench.credit_accuracy import main
+
+    with pytest.raises(SystemExit, match="in --arms; known: outcome"):
+        main(["--smoke", "--arms", arms])
+
+
 def test_plan_progress_counts_the_planners_remaining_steps(env_kwargs, walkthrough):
     import agentgym
 
